@@ -1,0 +1,144 @@
+"""The `grace` command. Stage commands come from each stage's own `cli` module."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import signal
+import sys
+
+import click
+
+from grace import __version__, events
+from grace.cliutil import (config_option, data_dir_option, fail, guarded, load_context,
+                           nats_option, run, setup_logging, stage_options)
+from grace.errors import EventError, ExitCode
+
+# Each module exposes `register(group: click.Group) -> None`.
+STAGE_CLI_MODULES = (
+    "producers.cli",
+    "processors.cli",
+    "actuators.cli",
+    "projections.cli",
+    "grace.up",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="grace")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging (or set GRACE_LOG_LEVEL).")
+def main(verbose: bool) -> None:
+    """Grace keeps services healthy without a person in the loop, and keeps an
+    immutable record (NATS JetStream) of everything it saw and did."""
+    setup_logging(verbose)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of every event, command and result type."""
+    click.echo(json.dumps(events.json_schema(), indent=2, sort_keys=True))
+
+
+@main.group("events")
+def events_group() -> None:
+    """Read and write the event log."""
+
+
+@events_group.command("tail")
+@click.argument("subject", default="grace.events.>")
+@click.option("--from-start", is_flag=True, help="Begin at the first event, not at the next new one.")
+@click.option("--json", "as_json", is_flag=True, help="One CloudEvents JSON object per line.")
+@stage_options
+@guarded
+def events_tail(subject: str, from_start: bool, as_json: bool, config_path: str | None,
+                nats_url: str | None, data_dir: str | None) -> None:
+    """Follow the log, decoded. SUBJECT filters, e.g. 'grace.events.trigger.>'."""
+    from grace.tail import tail
+
+    if not subject.startswith("grace.events."):
+        fail(f"subject {subject!r} is not in the event log; use grace.events.<category>.<type>.<host>"
+             " with * and > wildcards, e.g. 'grace.events.trigger.>'")
+    ctx = load_context(config_path, nats_url, data_dir)
+
+    async def go() -> None:
+        bus = await ctx.bus("tail")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await tail(bus, subject, from_start=from_start, as_json_lines=as_json, stop=stop)
+        finally:
+            await bus.close()
+
+    run(go())
+
+
+@events_group.command("publish")
+@click.argument("type_name", metavar="TYPE")
+@click.option("--data", "data_json", required=True, help="The event's data as a JSON object.")
+@click.option("--host", help="Host the event is about (default: the config's host).")
+@click.option("--id", "event_id", help="Event id (default: a new one); re-using an id dedupes.")
+@stage_options
+@guarded
+def events_publish(type_name: str, data_json: str, host: str | None, event_id: str | None,
+                   config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
+    """Inject one validated event (or command) and print its stream sequence."""
+    try:
+        data = json.loads(data_json)
+    except json.JSONDecodeError as exc:
+        fail(f"--data is not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        fail("--data must be a JSON object, e.g. '{\"path\": \"models/m.pkl\"}'")
+    try:
+        payload = events.payload_from_dict(type_name, data)
+    except EventError as exc:
+        fail(str(exc))
+    ctx = load_context(config_path, nats_url, data_dir)
+
+    async def go() -> None:
+        bus = await ctx.bus("cli")
+        try:
+            ev = bus.event(payload, id=event_id, host=host)
+            ack = await bus.publish(ev)
+            dup = " (duplicate: already in the log)" if ack.duplicate else ""
+            click.echo(f"published {ev.type} id={ev.id} to {bus.subject_of(ev)} "
+                       f"as {ack.stream} seq {ack.seq}{dup}")
+        finally:
+            await bus.close()
+
+    run(go())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object with every figure.")
+@click.option("--only", "only", multiple=True, help="Run only benchmarks whose key starts with this.")
+@click.option("--runs", default=3, show_default=True, help="Runs per benchmark; the median is reported.")
+def bench(as_json: bool, only: tuple[str, ...], runs: int) -> None:
+    """Measure Grace's speed on this machine (see bench/)."""
+    from bench import run_all
+
+    figures = run_all(only=only, runs=runs, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(figures, sort_keys=True))
+    else:
+        for key in sorted(figures):
+            click.echo(f"{key:<28} {figures[key]}")
+
+
+def _register_stage_commands() -> None:
+    for name in STAGE_CLI_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name in (name, name.rpartition(".")[0]):
+                continue  # that stage has no commands yet
+            raise
+        module.register(main)
+
+
+_register_stage_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Shared pieces of the `grace` CLI: common options, loading, running coroutines.
+
+Stage packages add their commands through a `register(group)` function in
+their own `cli` module; `grace.cli` lists those modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import msgspec
+
+from grace import config as config_mod
+from grace.bus import Bus, connect_and_ensure, resolve_url
+from grace.errors import ExitCode, GraceError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(f: F) -> F:
+    return click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+                        envvar="GRACE_CONFIG", show_envvar=True,
+                        help="grace.yaml to use (env GRACE_CONFIG). Default: grace.yaml in the "
+                             "current folder if present, else built-in defaults.")(f)
+
+
+def nats_option(f: F) -> F:
+    return click.option("--nats", "nats_url", envvar="GRACE_NATS_URL", show_envvar=True,
+                        help="NATS URL (env GRACE_NATS_URL). Default: the config's nats.url, else "
+                             "the embedded server named in <data_dir>/nats.url.")(f)
+
+
+def data_dir_option(f: F) -> F:
+    return click.option("--data-dir", "data_dir", type=click.Path(file_okay=False),
+                        envvar="GRACE_DATA_DIR", show_envvar=True,
+                        help="Data folder (env GRACE_DATA_DIR). Default: the config's data_dir.")(f)
+
+
+def stage_options(f: F) -> F:
+    """-c, --nats, --data-dir: the options every stage command takes."""
+    return config_option(nats_option(data_dir_option(f)))
+
+
+@dataclass
+class Context:
+    cfg: config_mod.Config
+    nats_url: str | None  # explicit URL (flag, env or config); None: embedded
+
+    @property
+    def data_dir(self) -> Path:
+        return self.cfg.data_path
+
+    def url(self) -> str:
+        return resolve_url(self.nats_url, self.data_dir)
+
+    async def bus(self, component: str) -> Bus:
+        """Connect as `component` and ensure the topology."""
+        tls = None
+        if self.cfg.nats.tls:
+            import ssl
+
+            t = self.cfg.nats.tls
+            tls = ssl.create_default_context(cafile=str(self.cfg.path(t.ca)) if t.ca else None)
+            if t.cert and t.key:
+                tls.load_cert_chain(str(self.cfg.path(t.cert)), str(self.cfg.path(t.key)))
+        creds = str(self.cfg.path(self.cfg.nats.credentials)) if self.cfg.nats.credentials else None
+        return await connect_and_ensure(
+            self.url(), host=self.cfg.host, source=f"grace/{self.cfg.host}/{component}",
+            name=f"grace-{component}", replicas=self.cfg.nats.replicas, credentials=creds, tls=tls)
+
+
+def load_context(config_path: str | None, nats_url: str | None = None,
+                 data_dir: str | None = None) -> Context:
+    """Load and validate the config, apply the CLI overrides."""
+    if config_path is None and Path("grace.yaml").is_file():
+        config_path = "grace.yaml"
+    cfg = config_mod.load(config_path)
+    if data_dir:
+        cfg = msgspec.structs.replace(cfg, data_dir=str(Path(data_dir).resolve()))
+    return Context(cfg, nats_url or cfg.nats.url)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    level = os.environ.get("GRACE_LOG_LEVEL", "DEBUG" if verbose else "INFO").upper()
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def fail(message: str, code: ExitCode = ExitCode.ERROR) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(int(code))
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine; GraceErrors become a message and their exit code, Ctrl-C exits 130."""
+    try:
+        return asyncio.run(coro)
+    except GraceError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(int(ExitCode.INTERRUPTED))
+
+
+def guarded(f: F) -> F:
+    """Turn GraceErrors raised synchronously (config loading) into messages and exit codes."""
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except GraceError as exc:
+            fail(str(exc), exc.exit_code)
+    return wrapper  # type: ignore[return-value]

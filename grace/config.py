@@ -1,0 +1,228 @@
+"""grace.yaml: typed, validated before anything starts, unknown keys rejected.
+
+Paths in the file are relative to the config file's folder; `Config.path()`
+resolves them. Every error names file:line and the key path.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from grace import yamlfile
+from grace.durations import Duration, parse_duration
+from grace.errors import ConfigError, ValidationErrors
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class Tls(_Section):
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+
+class Nats(_Section):
+    url: str | None = None  # None: the embedded server
+    credentials: str | None = None
+    tls: Tls | None = None
+    replicas: int = 1
+    sync: str | None = None  # nats-server sync_interval for the embedded server: "always", "2m", ...
+    auth: bool = False
+    port: int | None = None  # embedded server port; None picks a free one
+
+
+class Monitor(_Section):
+    interval: Duration = Duration(30)
+    timeout: Duration = Duration(5)
+    backoff_max: Duration = Duration(300)
+    watch_files: bool = True
+
+
+class Pool(_Section):
+    min: int = 1
+    max: int = 1
+
+
+class Queue(_Section):
+    stream: str
+    consumer: str
+    max_backlog: int = 100
+    low_backlog: int = 10
+
+
+class Kernel(_Section):
+    name: str
+    command: list[str]
+    critical: bool = False
+    heartbeat_timeout: Duration | None = None
+    health_url: str | None = None
+    pool: Pool | None = None
+    queue: Queue | None = None
+    cwd: str | None = None
+    env: dict[str, str] = {}
+    stop_timeout: Duration = Duration(5)
+    latency_p95_ms: float = 500.0
+
+
+class Protect(_Section):
+    models: list[str] = []
+    configs: list[str] = []
+
+
+class Snapshots(_Section):
+    dir: str = ".grace_snapshots"
+    every: Duration = Duration(3600)
+    max_age: Duration = Duration(86400)
+    keep: int = 5
+
+
+class Dependencies(_Section):
+    lock: str | None = None
+    advisories: str | None = None
+    site_packages: list[str] = []  # target environment; empty: the running interpreter's
+
+
+class Code(_Section):
+    root: str | None = None
+    tests: str | None = None
+
+
+class Http(_Section):
+    listen: str = "127.0.0.1:8181"
+
+
+class Agent(_Section):
+    command: list[str] | None = None  # external coding agent, gets the task as a JSON file
+    timeout: Duration = Duration(600)
+
+
+class Thresholds(_Section):
+    """Trigger thresholds; each trigger reads its own keys."""
+
+    cpu_percent: float = 90.0
+    memory_percent: float = 90.0
+    sustained_samples: int = 3
+    error_repeats: int = 5
+    error_window: Duration = Duration(300)
+    latency_window: Duration = Duration(300)
+    drift_psi: float = 0.25
+    failure_horizon: Duration = Duration(3600)
+    full_verify_every: int = 10
+
+
+class Projection(_Section):
+    publish_every: Duration = Duration(2)
+    degraded_window: Duration = Duration(600)
+
+
+class Config(_Section):
+    host: str = ""
+    data_dir: str = ".grace"
+    nats: Nats = Nats()
+    monitor: Monitor = Monitor()
+    thresholds: Thresholds = Thresholds()
+    kernels: list[Kernel] = []
+    protect: Protect = Protect()
+    snapshots: Snapshots = Snapshots()
+    caches: list[str] = []
+    logs: list[str] = []
+    dependencies: Dependencies = Dependencies()
+    code: Code = Code()
+    playbooks: list[str] = []
+    http: Http = Http()
+    agent: Agent = Agent()
+    projection: Projection = Projection()
+    config_dir: str = ""  # set by the loader: the folder relative paths start from
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the config against the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (Path(self.config_dir or ".") / p).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+    def kernel(self, name: str) -> Kernel | None:
+        return next((k for k in self.kernels if k.name == name), None)
+
+
+def default_host() -> str:
+    """The machine's hostname as a subject token (dots become dashes)."""
+    name = socket.gethostname().split(".")[0] or "localhost"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+
+def _dec_hook(tp: type, obj: Any) -> Any:
+    if tp is Duration:
+        return parse_duration(obj)
+    raise NotImplementedError(f"no decoder for {tp!r}")
+
+
+def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigError]:
+    file = doc.file if doc else None
+    errors: list[ConfigError] = []
+
+    def err(msg: str, *path: str | int) -> None:
+        line = doc.line_of(tuple(path)) if doc else None
+        errors.append(ConfigError(msg, file=file, line=line, path=".".join(map(str, path))))
+
+    if not _TOKEN.match(cfg.host):
+        err(f"host {cfg.host!r} must be letters, digits, '-' or '_' (it is a NATS subject token)", "host")
+    if cfg.nats.replicas not in (1, 3, 5):
+        err(f"nats.replicas must be 1, 3 or 5, got {cfg.nats.replicas}", "nats", "replicas")
+    if cfg.monitor.interval <= 0:
+        err("monitor.interval must be more than 0s", "monitor", "interval")
+    if cfg.monitor.timeout <= 0:
+        err("monitor.timeout must be more than 0s", "monitor", "timeout")
+    seen: set[str] = set()
+    for i, k in enumerate(cfg.kernels):
+        if not _TOKEN.match(k.name):
+            err(f"kernel name {k.name!r} must be letters, digits, '-' or '_'", "kernels", i, "name")
+        if k.name in seen:
+            err(f"kernel name {k.name!r} is used twice; kernel names must be unique", "kernels", i, "name")
+        seen.add(k.name)
+        if not k.command:
+            err(f"kernel {k.name!r} has an empty command; give the program and its arguments as a list",
+                "kernels", i, "command")
+        if k.pool and not 0 <= k.pool.min <= k.pool.max:
+            err(f"kernel {k.name!r}: pool needs 0 <= min <= max, got min={k.pool.min} max={k.pool.max}",
+                "kernels", i, "pool")
+    if cfg.snapshots.keep < 1:
+        err("snapshots.keep must be at least 1 (the last good copy is always kept)", "snapshots", "keep")
+    return errors
+
+
+def from_doc(doc: yamlfile.YamlDoc, config_dir: str) -> Config:
+    """Validate a parsed YAML document as a Config; raise ValidationErrors."""
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise ValidationErrors([ConfigError("the config must be a mapping of keys to values",
+                                            file=doc.file, line=1)])
+    try:
+        cfg = msgspec.convert(data, Config, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise ValidationErrors([yamlfile.error_from_validation(doc, exc)]) from None
+    cfg = msgspec.structs.replace(cfg, config_dir=config_dir, host=cfg.host or default_host())
+    errors = _check_meaning(cfg, doc)
+    if errors:
+        raise ValidationErrors(errors)
+    return cfg
+
+
+def load(path: str | Path | None) -> Config:
+    """Load grace.yaml (or defaults when `path` is None) and validate it."""
+    if path is None:
+        return msgspec.structs.replace(Config(), host=default_host(), config_dir=str(Path.cwd()))
+    p = Path(path)
+    doc = yamlfile.load(p)
+    return from_doc(doc, str(p.resolve().parent))
