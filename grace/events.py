@@ -32,13 +32,18 @@ class Payload(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Trigger(Payload, frozen=True, kw_only=True):
+    """A finding of a producer. KEY_FIELDS identify the thing it is about (one
+    finding per key at a time; `condition_cleared` carries the same key)."""
+
     CATEGORY: ClassVar[str] = "trigger"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ()
     trigger: str = ""  # the producer that found it
     severity: Literal["info", "warning", "critical"] = "warning"
 
 
 class KernelHeartbeatGap(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "kernel_heartbeat_gap"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)
     kernel: str
     reason: Literal["heartbeat_gap", "process_gone"] = "heartbeat_gap"
     last_seen: datetime | None = None
@@ -49,6 +54,7 @@ class KernelHeartbeatGap(Trigger, frozen=True, kw_only=True):
 
 class QueueBacklog(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "queue_backlog"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)
     kernel: str
     stream: str
     consumer: str
@@ -60,6 +66,7 @@ class QueueBacklog(Trigger, frozen=True, kw_only=True):
 
 class LatencySpike(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "latency_spike"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)
     kernel: str
     url: str
     p95_ms: float
@@ -69,6 +76,7 @@ class LatencySpike(Trigger, frozen=True, kw_only=True):
 
 class ConfigDrift(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "config_drift"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('path',)
     path: str
     expected_sha256: str
     actual_sha256: str | None  # None: the file is missing
@@ -77,6 +85,7 @@ class ConfigDrift(Trigger, frozen=True, kw_only=True):
 
 class DependencyRegression(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "dependency_regression"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('package',)
     package: str
     locked_version: str
     installed_version: str | None
@@ -85,6 +94,7 @@ class DependencyRegression(Trigger, frozen=True, kw_only=True):
 
 class VulnerableDependency(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "vulnerable_dependency"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('package', 'advisory_id')
     package: str
     installed_version: str
     advisory_id: str
@@ -95,6 +105,7 @@ class VulnerableDependency(Trigger, frozen=True, kw_only=True):
 
 class ModelCorruption(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "model_corruption"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('path',)
     path: str
     expected_sha256: str | None
     actual_sha256: str | None
@@ -103,6 +114,7 @@ class ModelCorruption(Trigger, frozen=True, kw_only=True):
 
 class CpuSaturation(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "cpu_saturation"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('scope', 'kernel')
     scope: Literal["system", "kernel"]
     kernel: str | None = None
     percent: float
@@ -112,6 +124,7 @@ class CpuSaturation(Trigger, frozen=True, kw_only=True):
 
 class MemoryPressure(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "memory_pressure"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('scope', 'kernel')
     scope: Literal["system", "kernel"]
     kernel: str | None = None
     percent: float
@@ -122,6 +135,7 @@ class MemoryPressure(Trigger, frozen=True, kw_only=True):
 
 class CodeChanged(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "code_changed"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('root',)
     root: str
     previous_hash: str | None
     current_hash: str
@@ -130,6 +144,7 @@ class CodeChanged(Trigger, frozen=True, kw_only=True):
 
 class SyntaxErrorFound(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "syntax_error"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('path',)
     path: str
     line: int | None
     column: int | None = None
@@ -138,6 +153,7 @@ class SyntaxErrorFound(Trigger, frozen=True, kw_only=True):
 
 class RepeatedErrorPattern(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "repeated_error_pattern"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('log', 'template')
     log: str
     template: str
     count: int
@@ -147,6 +163,7 @@ class RepeatedErrorPattern(Trigger, frozen=True, kw_only=True):
 
 class TelemetryDrift(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "telemetry_drift"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('metric', 'kernel')
     metric: str
     kernel: str | None = None
     statistic: Literal["psi", "ks"] = "psi"
@@ -158,6 +175,7 @@ class TelemetryDrift(Trigger, frozen=True, kw_only=True):
 
 class SchemaDrift(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "schema_drift"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)
     kernel: str
     url: str
     added: list[str] = []
@@ -167,6 +185,7 @@ class SchemaDrift(Trigger, frozen=True, kw_only=True):
 
 class FailureRiskPredicted(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "failure_risk_predicted"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('resource', 'kernel')
     resource: str  # memory, disk, error_rate
     kernel: str | None = None
     eta_s: float
@@ -181,6 +200,7 @@ class ConditionCleared(Trigger, frozen=True, kw_only=True):
     """A finding reported in an earlier cycle is gone: recoveries and verify use it."""
 
     TYPE: ClassVar[str] = "condition_cleared"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('condition',)
     condition: str  # the event type that no longer holds
     key: dict[str, str] = {}  # identifying fields, e.g. {"path": "models/m.pkl"}
     active_s: float | None = None
@@ -609,6 +629,15 @@ _envelope_decoder = msgspec.json.Decoder(Envelope)
 def now() -> datetime:
     """The current time, UTC."""
     return datetime.now(timezone.utc)
+
+
+def finding_key(data: Trigger) -> dict[str, str]:
+    """The identifying fields of a finding, as strings ('' for None)."""
+    out = {}
+    for name in data.KEY_FIELDS:
+        value = getattr(data, name)
+        out[name] = "" if value is None else str(value)
+    return out
 
 
 def new_id() -> str:
