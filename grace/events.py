@@ -219,6 +219,7 @@ class CheckCompleted(Payload, frozen=True, kw_only=True):
     findings: int = 0
     reason: str = ""  # why skipped
     cycle: int = 0
+    stats: dict[str, float] = {}  # what the check covered, e.g. {"dependencies_tracked": 89}
 
 
 class CheckFailed(Payload, frozen=True, kw_only=True):
@@ -440,6 +441,17 @@ class KernelScaled(KernelEvent, frozen=True, kw_only=True):
 # ---------------------------------------------------------------- snapshots
 
 
+class SnapshotPolicy(Payload, frozen=True, kw_only=True):
+    """The snapshot hygiene in force, emitted when the actuator starts it."""
+
+    TYPE: ClassVar[str] = "snapshot_policy"
+    CATEGORY: ClassVar[str] = "snapshot"
+    dir: str
+    every_s: float
+    max_age_s: float
+    keep: int
+
+
 class SnapshotTaken(Payload, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "snapshot_taken"
     CATEGORY: ClassVar[str] = "snapshot"
@@ -509,6 +521,24 @@ class StageHeartbeatGap(Payload, frozen=True, kw_only=True):
     stage: str
     last_seen: datetime | None = None
     timeout_s: float
+
+
+class WatchdogStarted(Payload, frozen=True, kw_only=True):
+    """A watchdog tier came up (trigger monitor, kernel supervisor, stage watchdog, ...)."""
+
+    TYPE: ClassVar[str] = "watchdog_started"
+    CATEGORY: ClassVar[str] = "stage"
+    name: str
+    tier: int  # 1 = closest to the services; higher tiers watch the lower ones
+    interval_s: float = 0.0
+
+
+class WatchdogStopped(Payload, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "watchdog_stopped"
+    CATEGORY: ClassVar[str] = "stage"
+    name: str
+    tier: int
+    reason: str = "shutdown"
 
 
 class StageRestarted(Payload, frozen=True, kw_only=True):
