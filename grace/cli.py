@@ -22,6 +22,7 @@ STAGE_CLI_MODULES = (
     "actuators.cli",
     "projections.cli",
     "grace.up",
+    "grace.ping",
 )
 
 

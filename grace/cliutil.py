@@ -86,6 +86,11 @@ def load_context(config_path: str | None, nats_url: str | None = None,
     cfg = config_mod.load(config_path)
     if data_dir:
         cfg = msgspec.structs.replace(cfg, data_dir=str(Path(data_dir).resolve()))
+    # container deployments configure these through the environment (compose.yaml)
+    if os.environ.get("GRACE_HOST"):
+        cfg = msgspec.structs.replace(cfg, host=os.environ["GRACE_HOST"])
+    if os.environ.get("GRACE_HTTP_LISTEN"):
+        cfg = msgspec.structs.replace(cfg, http=config_mod.Http(listen=os.environ["GRACE_HTTP_LISTEN"]))
     return Context(cfg, nats_url or cfg.nats.url)
 
 

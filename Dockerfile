@@ -1,0 +1,18 @@
+# Grace stages image (compose.yaml). NATS runs as its own service.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY grace ./grace
+COPY producers ./producers
+COPY processors ./processors
+COPY actuators ./actuators
+COPY projections ./projections
+COPY bench ./bench
+COPY playbooks ./playbooks
+COPY examples ./examples
+RUN pip install --no-cache-dir . && useradd --system --home /data grace && mkdir -p /data && chown grace /data
+USER grace
+VOLUME ["/data"]
+EXPOSE 8181
+ENTRYPOINT []
+CMD ["grace", "--help"]

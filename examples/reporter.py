@@ -1,0 +1,29 @@
+"""Example kernel: a non-critical reporter that reads the model and config every few seconds."""
+
+import json
+import pickle  # noqa: S403 - the example's own model file, verified by Grace
+import time
+from pathlib import Path
+
+import grace.heartbeat
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    grace.heartbeat.start("reporter")
+    while True:
+        try:
+            model = pickle.loads((HERE / "models" / "model.pkl").read_bytes())  # noqa: S301
+            settings = json.loads((HERE / "config" / "features.json").read_text())
+            (HERE / "cache").mkdir(exist_ok=True)
+            (HERE / "cache" / "report.json").write_text(json.dumps(
+                {"weights": len(model["weights"]), "features": len(settings)}))
+        except Exception as exc:  # noqa: BLE001 - a reporter keeps going; Grace sees the log
+            with open(HERE / "logs" / "app.log", "a") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR reporter failed: {exc!r}\n")
+        time.sleep(3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Grace's own watchdog: the four stages as child processes, restarted when they
+crash or stop heartbeating. One stage crashing never takes the others down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from grace import events, topology
+from grace.bus import Bus
+
+log = logging.getLogger(__name__)
+
+# Start order: the projection first (it sees everything), then the actuator (it
+# starts the kernels), the processor, and the producers last. Stop in reverse.
+STAGES = ("project", "act", "process", "produce")
+HEARTBEAT_TIMEOUT_S = 20.0
+MAX_BACKOFF_S = 30.0
+
+Publish = Callable[[events.Payload], Awaitable[None]]
+
+
+@dataclass
+class StageProcess:
+    """One stage as a child process (`grace <name> ...`), with its log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    expected_exit: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env}, start_new_session=True)
+        finally:
+            out.close()
+        self.started_at = time.monotonic()
+        self.expected_exit = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def exited(self) -> int | None:
+        """The exit code if the process has ended, else None."""
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+        self.expected_exit = True
+        if self.proc is None or self.proc.poll() is not None:
+            return self.exited()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("stage %s did not stop within %.0fs: killing it", self.name, timeout)
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def stage_argv(stage: str, config_path: str | None, nats_url: str, data_dir: Path) -> list[str]:
+    argv = [sys.executable, "-m", "grace.cli", stage, "--nats", nats_url, "--data-dir", str(data_dir)]
+    if config_path:
+        argv += ["-c", config_path]
+    return argv
+
+
+class Watchdog:
+    """Restarts crashed or silent stages with backoff and records it in the log."""
+
+    def __init__(self, bus: Bus, stages: list[StageProcess], publish: Publish,
+                 heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S) -> None:
+        self.bus, self.stages, self.publish = bus, {s.name: s for s in stages}, publish
+        self.heartbeat_timeout = heartbeat_timeout
+        self.last_beat: dict[str, float] = {}
+        self._due: dict[str, float] = {}  # stage -> when to restart it
+        self._gap_reported: set[str] = set()
+
+    def _on_heartbeat(self, subject: bytes, _reply: bytes, data: bytes, _headers: bytes) -> None:
+        try:
+            hb = msgspec.json.decode(data, type=events.Heartbeat)
+        except msgspec.DecodeError:
+            return
+        if hb.kind == "stage" and hb.name in self.stages:
+            self.last_beat[hb.name] = time.monotonic()
+            self._gap_reported.discard(hb.name)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.bus.nc.subscribe_raw(topology.heartbeat_filter(self.bus.host), self._on_heartbeat)
+        await self.publish(events.WatchdogStarted(name="stage-watchdog", tier=3, interval_s=0.5))
+        while not stop.is_set():
+            await self._check()
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+        await self.publish(events.WatchdogStopped(name="stage-watchdog", tier=3))
+
+    async def _check(self) -> None:
+        now = time.monotonic()
+        for name, st in self.stages.items():
+            if st.expected_exit:
+                continue
+            code = st.exited()
+            if code is None:
+                await self._check_heartbeat(name, st, now)
+                continue
+            if name not in self._due:
+                backoff = min(2.0 ** st.restarts * 0.5, MAX_BACKOFF_S)
+                if now - st.started_at > 60:
+                    backoff = 0.5  # it ran a good while: restart quickly
+                log.error("stage %s exited with code %s; restarting in %.1fs (see %s)",
+                          name, code, backoff, st.log_path)
+                self._due[name] = now + backoff
+            elif now >= self._due[name]:
+                del self._due[name]
+                st.restarts += 1
+                st.start()
+                self.last_beat.pop(name, None)
+                await self.publish(events.StageRestarted(stage=name, exit_code=code, attempt=st.restarts))
+
+    async def _check_heartbeat(self, name: str, st: StageProcess, now: float) -> None:
+        seen = self.last_beat.get(name, st.started_at)
+        if now - max(seen, st.started_at) <= self.heartbeat_timeout or name in self._gap_reported:
+            return
+        self._gap_reported.add(name)
+        last = None
+        if name in self.last_beat:
+            last = events.now().fromtimestamp(time.time() - (now - self.last_beat[name]), events.now().tzinfo)
+        await self.publish(events.StageHeartbeatGap(stage=name, last_seen=last,
+                                                    timeout_s=self.heartbeat_timeout))
+        log.error("stage %s sent no heartbeat for %.0fs: killing it so it restarts", name,
+                  self.heartbeat_timeout)
+        st.kill()
