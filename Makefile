@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The example system runs from a working copy (.demo/, its own git repo) so that
+# faults, snapshots and upgrade branches never touch this repository.
 run: $(STAMP)
-	$(VENV)/bin/grace up -c examples/grace.yaml
+	$(VENV)/bin/grace demo init .demo
+	$(VENV)/bin/grace up -c .demo/grace.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -24,4 +27,4 @@ bench: $(STAMP)
 	$(VENV)/bin/grace bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache examples/.grace examples/.grace_snapshots
+	rm -rf $(VENV) .pytest_cache .demo

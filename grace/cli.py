@@ -23,6 +23,7 @@ STAGE_CLI_MODULES = (
     "projections.cli",
     "grace.up",
     "grace.ping",
+    "grace.demo",
 )
 
 

@@ -1,0 +1,173 @@
+"""`grace demo`: a working copy of the example system, and a fault injector to watch Grace heal.
+
+Faults touch only the example system named by the config: its protected files,
+its log, its code root, its advisory file, its kernels (found by the
+GRACE_KERNEL/GRACE_HOST environment the supervisor gives them) and its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import psutil
+
+from grace import protect
+from grace.cliutil import Context, fail, guarded, load_context, run, stage_options
+
+FAULTS = ("model-corruption", "config-drift", "kill-kernel", "queue-flood", "cpu-burn",
+          "error-storm", "syntax-error", "vulnerable-dependency")
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples"
+RUNTIME = {".grace", ".grace_snapshots", "logs", "cache", "__pycache__", ".git"}
+
+
+def init_copy(dest: Path, source: Path = EXAMPLE) -> bool:
+    """Copy the example system into `dest` as its own git repo; False if it already exists."""
+    if (dest / "grace.yaml").is_file():
+        return False
+    shutil.copytree(source, dest, ignore=lambda _d, names: [n for n in names if n in RUNTIME],
+                    dirs_exist_ok=True)
+    cfg = dest / "grace.yaml"
+    # the copy lives elsewhere: point it at the shipped playbooks by absolute path
+    playbooks = (source.parent / "playbooks").resolve()
+    cfg.write_text(cfg.read_text().replace("playbooks: [../playbooks]", f"playbooks: [{playbooks}]"))
+    git = ["git", "-c", "user.name=Grace", "-c", "user.email=grace@localhost"]
+    subprocess.run([*git, "init", "-q", "-b", "main", str(dest)], check=True)
+    (dest / ".gitignore").write_text("\n".join(sorted(RUNTIME - {".git"})) + "\n")
+    subprocess.run([*git, "-C", str(dest), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(dest), "commit", "-q", "-m", "example system"], check=True)
+    return True
+
+
+def _first(cfg_paths: list[Path], what: str) -> Path:
+    if not cfg_paths:
+        fail(f"the config protects no {what} file to break; add one under protect.")
+    return cfg_paths[0]
+
+
+def kernel_processes(host: str, kernel: str) -> list[psutil.Process]:
+    """Processes the supervisor started for `kernel` on `host` (by their environment)."""
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            env = p.environ()
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess, OSError):
+            continue
+        if env.get("GRACE_KERNEL") == kernel and env.get("GRACE_HOST") == host:
+            found.append(p)
+    return found
+
+
+def inject(ctx: Context, kind: str) -> str:
+    """Break the example system in one way; return what was done."""
+    cfg = ctx.cfg
+    files = protect.protected_files(cfg)
+    if kind == "model-corruption":
+        path = _first([p for p, k in files if k == "model"], "model")
+        path.write_bytes(os.urandom(256))
+        return f"overwrote {path} with 256 random bytes"
+    if kind == "config-drift":
+        path = _first([p for p, k in files if k == "config"], "config")
+        with open(path, "a") as f:
+            f.write("\n# edited by hand at 3 a.m.\n" if path.suffix != ".json" else " ")
+        return f"changed {path}"
+    if kind == "kill-kernel":
+        name = next((k.name for k in cfg.kernels if k.heartbeat_timeout), None)
+        if name is None:
+            fail("no kernel with a heartbeat_timeout in the config to kill")
+        procs = kernel_processes(cfg.host, name)
+        if not procs:
+            fail(f"kernel {name!r} of host {cfg.host!r} is not running; start Grace first (make run)")
+        for p in procs:
+            p.kill()
+        return f"killed kernel {name} (pids {', '.join(str(p.pid) for p in procs)})"
+    if kind == "queue-flood":
+        return run(_flood(ctx))  # type: ignore[no-any-return]
+    if kind == "cpu-burn":
+        seconds = 45
+        for _ in range(psutil.cpu_count() or 1):
+            subprocess.Popen([sys.executable, "-c", f"import time\nt=time.time()+{seconds}\n"
+                              "while time.time()<t: pass"], start_new_session=True)
+        return f"burning every core for {seconds}s"
+    if kind == "error-storm":
+        log = cfg.path(cfg.logs[0]) if cfg.logs else fail("the config names no log file")
+        assert log is not None
+        log.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(log, "a") as f:
+            for i in range(30):
+                f.write(f"{stamp} ERROR payment 10{i} failed: timeout after {200 + i}ms on "
+                        f"/srv/pay/{i:04x}\n")
+        return f"appended 30 similar errors to {log}"
+    if kind == "syntax-error":
+        if not cfg.code.root:
+            fail("the config names no code.root")
+        path = cfg.path(cfg.code.root) / "shop" / "broken.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("def broken(:\n    return 1\n")
+        return f"wrote a syntax error into {path}"
+    if kind == "vulnerable-dependency":
+        adv = cfg.dependencies.advisories
+        if not adv:
+            fail("the config names no dependencies.advisories file")
+        path = cfg.path(adv)
+        records = json.loads(path.read_text()) if path.is_file() else []
+        records.append({
+            "id": "GHSA-demo-msgspec-0001", "aliases": ["CVE-2099-0001"],
+            "summary": "Demo advisory: msgspec before 0.99.0",
+            "affected": [{"package": {"ecosystem": "PyPI", "name": "msgspec"},
+                          "ranges": [{"type": "ECOSYSTEM",
+                                      "events": [{"introduced": "0"}, {"fixed": "0.99.0"}]}]}]})
+        path.write_text(json.dumps(records, indent=2))
+        return f"added advisory GHSA-demo-msgspec-0001 (msgspec < 0.99.0) to {path}"
+    fail(f"unknown fault {kind!r}; choose one of: {', '.join(FAULTS)}")
+    return ""
+
+
+async def _flood(ctx: Context, n: int = 1000) -> str:
+    kernel = next((k for k in ctx.cfg.kernels if k.queue), None)
+    if kernel is None or kernel.queue is None:
+        fail("no kernel with a queue in the config")
+        return ""
+    bus = await ctx.bus("demo")
+    try:
+        subject = "jobs.demo"
+        futures = [await bus.js.publish_async(subject, b'{"job": %d}' % i) for i in range(n)]
+        await asyncio.gather(*futures)
+    finally:
+        await bus.close()
+    return f"published {n} jobs to {kernel.queue.stream}"
+
+
+@click.group()
+def demo() -> None:
+    """The example system: make a working copy, inject faults."""
+
+
+@demo.command("init")
+@click.argument("dest", type=click.Path(file_okay=False), default=".demo")
+def demo_init(dest: str) -> None:
+    """Copy the example system into DEST (a git repo of its own), unless it exists."""
+    made = init_copy(Path(dest).resolve())
+    click.echo(f"{'created' if made else 'kept existing'} example system in {dest}")
+
+
+@demo.command("fault")
+@click.argument("kind", type=click.Choice(FAULTS))
+@stage_options
+@guarded
+def demo_fault(kind: str, config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
+    """Inject a fault of KIND into the example system and watch Grace heal it."""
+    ctx = load_context(config_path, nats_url, data_dir)
+    click.echo(inject(ctx, kind))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(demo)
