@@ -1,48 +1,165 @@
-"""`grace up`: the whole pipeline on this machine (embedded NATS unless --nats)."""
+"""`grace up`: the whole pipeline on this machine, booted in seven phases.
+
+1 config validated  2 bus ready  3 pre-boot code diff  4 snapshots verified
+5 kernels started   6 warm-up (first full trigger cycle)  7 monitoring active
+
+Each phase is a boot_phase event in the log and a line on the terminal. The four
+stages run as child processes under Grace's own watchdog (grace.stages), so one
+crashing never takes the others down. Ctrl-C or SIGTERM stops them in reverse
+order: producers, processor, actuator (kernels stopped), projection (dashboard
+file published); then the embedded NATS.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import click
 
-from grace.cliutil import guarded, load_context, run, stage_options
+from grace import events
+from grace.bus import Bus
+from grace.cliutil import Context, guarded, load_context, run, stage_options
 from grace.embedded import EmbeddedServer
+from grace.logwatch import LogWatcher, last_seq
+from grace.stages import STAGES, StageProcess, Watchdog, stage_argv
+
+log = logging.getLogger(__name__)
+PHASES = ("config validated", "bus ready", "pre-boot code diff", "snapshots verified",
+          "kernels started", "warm-up", "monitoring active")
+KERNEL_START_TIMEOUT_S = 60.0
+WARMUP_TIMEOUT_S = 120.0
+
+# Phase 3 and 4 work lives in the stages; `grace up` is the composition root.
+BootStep = Callable[[Context, Bus], Awaitable[str]]
+
+
+class Boot:
+    """Publishes boot_phase events and prints one line per phase."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.t0 = time.monotonic()
+
+    async def publish(self, payload: events.Payload) -> None:
+        await self.bus.publish(self.bus.event(payload))
+
+    async def phase(self, n: int, status: str, detail: str = "") -> None:
+        await self.publish(events.BootPhase(phase=n, name=PHASES[n - 1], status=status,  # type: ignore[arg-type]
+                                            detail=detail))
+        if status != "started":
+            mark = "ok" if status == "completed" else "FAILED"
+            click.echo(f"[{time.monotonic() - self.t0:6.2f}s] phase {n}/7 {PHASES[n - 1]:<20} {mark}"
+                       f"{'  ' + detail if detail else ''}")
+
+
+async def code_diff_step(ctx: Context, bus: Bus) -> str:
+    from producers.boot import pre_boot_code_diff
+
+    return await pre_boot_code_diff(ctx, bus)
+
+
+async def snapshot_step(ctx: Context, bus: Bus) -> str:
+    from actuators.boot import verify_snapshots
+
+    return await verify_snapshots(ctx, bus)
+
+
+def _kernels_up(ctx: Context) -> Callable[[list[events.Event]], bool]:
+    want = {(k.name, i) for k in ctx.cfg.kernels for i in range(k.pool.min if k.pool else 1)}
+
+    def done(seen: list[events.Event]) -> bool:
+        started = {(e.data.kernel, e.data.instance) for e in seen
+                   if isinstance(e.data, events.KernelStarted) and e.host == ctx.cfg.host}
+        return want <= started
+    return done
+
+
+def _first_cycle(seen: list[events.Event]) -> bool:
+    started = next((e.data for e in seen if isinstance(e.data, events.MonitorStarted)), None)
+    if started is None:
+        return False
+    checked = {e.data.trigger for e in seen if isinstance(e.data, (events.CheckCompleted, events.CheckFailed))}
+    return set(started.triggers) <= checked
+
+
+async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Event) -> None:
+    bus = await ctx.bus("up")
+    boot = Boot(bus)
+    stages: list[StageProcess] = []
+    watcher = LogWatcher(bus, await last_seq(bus) + 1, f"grace.events.*.*.{ctx.cfg.host}").start()
+    try:
+        await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}")
+        await boot.phase(2, "completed", f"NATS {ctx.url()}, streams ensured")
+        for n, step in ((3, code_diff_step), (4, snapshot_step)):
+            await boot.phase(n, "started")
+            try:
+                await boot.phase(n, "completed", await step(ctx, bus))
+            except Exception as exc:  # noqa: BLE001 - a failed phase is reported, boot goes on
+                log.exception("boot phase %d failed", n)
+                await boot.phase(n, "failed", repr(exc))
+        logs = ctx.data_dir / "logs"
+        for name in STAGES:
+            stages.append(StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
+                                       logs / f"{name}.log"))
+        by_name = {s.name: s for s in stages}
+        await boot.phase(5, "started")
+        by_name["project"].start()
+        by_name["act"].start()
+        ok = await watcher.wait(_kernels_up(ctx), KERNEL_START_TIMEOUT_S)
+        await boot.phase(5, "completed" if ok else "failed",
+                         "" if ok else f"not every kernel started within {KERNEL_START_TIMEOUT_S:.0f}s; "
+                                       f"see {logs / 'act.log'}")
+        await boot.phase(6, "started")
+        by_name["process"].start()
+        by_name["produce"].start()
+        ok = await watcher.wait(_first_cycle, WARMUP_TIMEOUT_S)
+        await boot.phase(6, "completed" if ok else "failed",
+                         "" if ok else f"the first trigger cycle did not finish; see {logs / 'produce.log'}")
+        await watcher.close()
+        await boot.phase(7, "completed", f"stage logs in {logs}")
+        await Watchdog(bus, stages, boot.publish).run(stop)
+    finally:
+        await watcher.close()
+        for st in reversed(stages):
+            code = st.stop()
+            click.echo(f"stopped {st.name} (exit {code})")
+        try:
+            await boot.publish(events.SystemStopped(reason="shutdown"))
+        finally:
+            await bus.close()
 
 
 @click.command()
 @stage_options
 @guarded
 def up(config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
-    """Start Grace: embedded NATS (when no URL), the topology, and follow the log."""
-    from grace.tail import tail
-
+    """Start the whole pipeline: embedded NATS (when no URL) and the four stages."""
     ctx = load_context(config_path, nats_url, data_dir)
+    config_path = str(Path(config_path).resolve()) if config_path else None
     server: EmbeddedServer | None = None
     if ctx.nats_url is None:
         server = EmbeddedServer(ctx.data_dir, ctx.cfg.nats.port, sync=ctx.cfg.nats.sync)
-        url = server.start()
-        ctx.nats_url = url
-        click.echo(f"embedded NATS ready at {url} (store {server.dir / 'store'})")
+        ctx.nats_url = server.start()
+        click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
 
     async def go() -> None:
-        bus = await ctx.bus("up")
-        click.echo("streams ensured; following the log (Ctrl-C stops)")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        try:
-            await tail(bus, "grace.events.>", from_start=False, as_json_lines=False, stop=stop)
-        finally:
-            await bus.close()
+        await boot_and_run(ctx, config_path, stop)
 
     try:
         run(go())
     finally:
         if server is not None:
             server.stop()
+            click.echo("embedded NATS stopped")
 
 
 def register(group: click.Group) -> None:
