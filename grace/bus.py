@@ -196,14 +196,27 @@ class Bus:
                 await self.nc.close()
 
 
+def split_servers(url: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222` -> both; a cluster URL list is comma-separated."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
 async def _probe(url: str, timeout: float) -> None:
     """Fail fast when nothing listens: nats-py would retry the first connect forever."""
     from urllib.parse import urlparse
 
-    parsed = urlparse(url if "://" in url else f"nats://{url}")
-    _, writer = await asyncio.wait_for(
-        asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout)
-    writer.close()
+    last: Exception | None = None
+    for server in split_servers(url):
+        parsed = urlparse(server if "://" in server else f"nats://{server}")
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            last = exc
+            continue
+        writer.close()
+        return
+    raise last or ConnectionError("no server URL given")
 
 
 def _header_safe(text: str) -> str:
@@ -228,7 +241,7 @@ async def connect(url: str, *, host: str, source: str, name: str = "grace",
         await _probe(url, connect_timeout)
         nc = FastClient()
         await asyncio.wait_for(nc.connect(
-            servers=[url], name=name, connect_timeout=connect_timeout, allow_reconnect=True,
+            servers=split_servers(url), name=name, connect_timeout=connect_timeout, allow_reconnect=True,
             max_reconnect_attempts=-1, reconnect_time_wait=0.25, user_credentials=credentials,
             tls=tls, error_cb=on_error, disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect, pending_size=64 * 1024 * 1024,

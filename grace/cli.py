@@ -24,6 +24,7 @@ STAGE_CLI_MODULES = (
     "grace.up",
     "grace.ping",
     "grace.demo",
+    "grace.cluster",
 )
 
 

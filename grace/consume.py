@@ -107,6 +107,24 @@ class PullConsumer(Generic[T]):
                 self._requests.popleft()
         self._wake.set()
 
+    async def _ensure_retrying(self, attempts: int = 50) -> str:
+        """ensure() with retries: at start the server may still be electing a leader."""
+        delay = 0.1
+        for attempt in range(attempts):
+            try:
+                return await self.ensure(self.next_seq)
+            except (BusError, asyncio.TimeoutError, ConnectionError) as exc:
+                err: Exception = exc
+            except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types
+                if type(exc).__module__.split(".")[0] != "nats":
+                    raise
+                err = exc
+            if attempt == attempts - 1:
+                raise BusError(f"{self.stage}: cannot create consumer on {self.stream}: {err!r}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
     async def _request(self) -> None:
         n = self.batch
         self._requests.append([time.monotonic() + self.expires, n])
@@ -137,13 +155,19 @@ class PullConsumer(Generic[T]):
 
     async def run(self) -> None:
         """Consume until stop(); raises only on a failure to set up."""
-        self._name = await self.ensure(self.next_seq)
+        self._name = await self._ensure_retrying()
         self._reconnects = self.bus.nc.stats.get("reconnects", 0)
         self._inbox = self.bus.nc.new_inbox()
         sub = await self.bus.nc.subscribe_raw(self._inbox, self._on_msg)
         try:
             while not self._stopping:
-                await self._top_up()
+                try:
+                    await self._top_up()
+                except Exception as exc:  # noqa: BLE001 - e.g. a timeout while a leader is elected
+                    log.warning("%s: requesting messages failed, retrying: %r", self.stage, exc)
+                    self._reconnects = -1  # re-ensure the consumer on the next turn
+                    await asyncio.sleep(0.2)
+                    continue
                 if not self._buf:
                     self.idle.set()
                     self._wake.clear()
