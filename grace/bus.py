@@ -225,6 +225,7 @@ def _header_safe(text: str) -> str:
 
 async def connect(url: str, *, host: str, source: str, name: str = "grace",
                   credentials: str | None = None, tls: Any = None,
+                  user: str | None = None, password: str | None = None,
                   connect_timeout: float = 3.0) -> Bus:
     """Connect once (fail fast with the URL and what to do), then reconnect forever."""
     async def on_error(exc: Exception) -> None:
@@ -243,6 +244,7 @@ async def connect(url: str, *, host: str, source: str, name: str = "grace",
         await asyncio.wait_for(nc.connect(
             servers=split_servers(url), name=name, connect_timeout=connect_timeout, allow_reconnect=True,
             max_reconnect_attempts=-1, reconnect_time_wait=0.25, user_credentials=credentials,
+            user=user, password=password,
             tls=tls, error_cb=on_error, disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect, pending_size=64 * 1024 * 1024,
         ), timeout=connect_timeout * 3)

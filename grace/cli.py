@@ -25,6 +25,7 @@ STAGE_CLI_MODULES = (
     "grace.ping",
     "grace.demo",
     "grace.cluster",
+    "grace.auth",
 )
 
 

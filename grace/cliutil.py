@@ -73,9 +73,15 @@ class Context:
             if t.cert and t.key:
                 tls.load_cert_chain(str(self.cfg.path(t.cert)), str(self.cfg.path(t.key)))
         creds = str(self.cfg.path(self.cfg.nats.credentials)) if self.cfg.nats.credentials else None
+        user = password = None
+        if self.cfg.nats.auth:
+            from grace import auth
+
+            user, password = auth.credentials(self.data_dir, component)
         return await connect_and_ensure(
             self.url(), host=self.cfg.host, source=f"grace/{self.cfg.host}/{component}",
-            name=f"grace-{component}", replicas=self.cfg.nats.replicas, credentials=creds, tls=tls)
+            name=f"grace-{component}", replicas=self.cfg.nats.replicas, credentials=creds, tls=tls,
+            user=user, password=password)
 
 
 def load_context(config_path: str | None, nats_url: str | None = None,

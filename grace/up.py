@@ -143,7 +143,12 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None) -> N
     config_path = str(Path(config_path).resolve()) if config_path else None
     server: EmbeddedServer | None = None
     if ctx.nats_url is None:
-        server = EmbeddedServer(ctx.data_dir, ctx.cfg.nats.port, sync=ctx.cfg.nats.sync)
+        extra = ""
+        if ctx.cfg.nats.auth:
+            from grace import auth
+
+            extra = auth.server_conf(ctx.data_dir)
+        server = EmbeddedServer(ctx.data_dir, ctx.cfg.nats.port, sync=ctx.cfg.nats.sync, extra_conf=extra)
         ctx.nats_url = server.start()
         click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
 
