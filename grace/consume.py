@@ -204,6 +204,9 @@ class PullConsumer(Generic[T]):
             except EventError as exc:
                 await self._reject(subject.decode(), reply.decode(), data, seq, exc.reason)
                 continue
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the stage
+                await self._reject(subject.decode(), reply.decode(), data, seq, f"undecodable: {exc!r}")
+                continue
             good.append(Delivery(seq, delivered, subject.decode(), item, reply.decode()))
         if good:
             await self._deliver(good)

@@ -260,6 +260,8 @@ class CommandIssued(Payload, frozen=True, kw_only=True):
     route: str = "self_healing"
     reason: str = ""
     params: dict[str, Any] = {}
+    index: int = 0  # position of the action in the playbook's `do` list
+    escalation: bool = False  # a budget `then` or a verify-failure escalation: not budgeted
 
 
 class DecisionSuppressed(Payload, frozen=True, kw_only=True):
@@ -709,6 +711,8 @@ def decode(raw: bytes) -> Event:
         raise EventError(reason, raw) from None
     except msgspec.DecodeError as exc:
         raise EventError(f"not valid JSON: {exc}", raw) from None
+    except UnicodeDecodeError as exc:
+        raise EventError(f"invalid UTF-8 in a string: {exc}", raw) from None
 
 
 def decode_envelope(raw: bytes) -> Envelope:
@@ -717,7 +721,7 @@ def decode_envelope(raw: bytes) -> Envelope:
 
     try:
         return _envelope_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise EventError(f"not a CloudEvents envelope: {exc}", raw) from None
 
 
