@@ -14,7 +14,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +51,7 @@ class BenchContext:
 class Benchmark:
     name: str
     keys: tuple[str, ...]  # the figures it reports
-    run: Callable[[BenchContext], Awaitable[dict[str, float]]]
+    run: Callable[[BenchContext], Coroutine[object, object, dict[str, float]]]
 
 
 def benchmarks() -> list[Benchmark]:

@@ -241,13 +241,14 @@ async def connect(url: str, *, host: str, source: str, name: str = "grace",
     try:
         await _probe(url, connect_timeout)
         nc = FastClient()
-        await asyncio.wait_for(nc.connect(
-            servers=split_servers(url), name=name, connect_timeout=connect_timeout, allow_reconnect=True,
-            max_reconnect_attempts=-1, reconnect_time_wait=0.25, user_credentials=credentials,
-            user=user, password=password,
-            tls=tls, error_cb=on_error, disconnected_cb=on_disconnect,
-            reconnected_cb=on_reconnect, pending_size=64 * 1024 * 1024,
-        ), timeout=connect_timeout * 3)
+        # nats-py annotates these timeouts as int; it accepts seconds as float
+        opts: dict[str, Any] = dict(
+            servers=split_servers(url), name=name, connect_timeout=connect_timeout,
+            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
+            user_credentials=credentials, user=user, password=password, tls=tls,
+            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
+            pending_size=64 * 1024 * 1024)
+        await asyncio.wait_for(nc.connect(**opts), timeout=connect_timeout * 3)
     except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types here
         raise ConnectFailed(
             f"cannot connect to NATS at {url}: {exc!r}. Is the server running? Start one with "

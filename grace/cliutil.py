@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import msgspec
@@ -106,7 +106,7 @@ def setup_logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def fail(message: str, code: ExitCode = ExitCode.ERROR) -> None:
+def fail(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(int(code))
 

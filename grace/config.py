@@ -24,13 +24,13 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     pass
 
 
-class Tls(_Section):
+class Tls(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
 
 
-class Nats(_Section):
+class Nats(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     url: str | None = None  # None: the embedded server
     credentials: str | None = None
     tls: Tls | None = None
@@ -40,26 +40,26 @@ class Nats(_Section):
     port: int | None = None  # embedded server port; None picks a free one
 
 
-class Monitor(_Section):
+class Monitor(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     interval: Duration = Duration(30)
     timeout: Duration = Duration(5)
     backoff_max: Duration = Duration(300)
     watch_files: bool = True
 
 
-class Pool(_Section):
+class Pool(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     min: int = 1
     max: int = 1
 
 
-class Queue(_Section):
+class Queue(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     stream: str
     consumer: str
     max_backlog: int = 100
     low_backlog: int = 10
 
 
-class Kernel(_Section):
+class Kernel(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: str
     command: list[str]
     critical: bool = False
@@ -73,39 +73,39 @@ class Kernel(_Section):
     latency_p95_ms: float = 500.0
 
 
-class Protect(_Section):
+class Protect(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     models: list[str] = []
     configs: list[str] = []
 
 
-class Snapshots(_Section):
+class Snapshots(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     dir: str = ".grace_snapshots"
     every: Duration = Duration(3600)
     max_age: Duration = Duration(86400)
     keep: int = 5
 
 
-class Dependencies(_Section):
+class Dependencies(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     lock: str | None = None
     advisories: str | None = None
     site_packages: list[str] = []  # target environment; empty: the running interpreter's
 
 
-class Code(_Section):
+class Code(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     root: str | None = None
     tests: str | None = None
 
 
-class Http(_Section):
+class Http(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     listen: str = "127.0.0.1:8181"
 
 
-class Agent(_Section):
+class Agent(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     command: list[str] | None = None  # external coding agent, gets the task as a JSON file
     timeout: Duration = Duration(600)
 
 
-class Thresholds(_Section):
+class Thresholds(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Trigger thresholds; each trigger reads its own keys."""
 
     cpu_percent: float = 90.0
@@ -117,14 +117,22 @@ class Thresholds(_Section):
     drift_psi: float = 0.25
     failure_horizon: Duration = Duration(3600)
     full_verify_every: int = 10
+    latency_probes: int = 3  # HTTP probes of each health_url per cycle
+    latency_min_samples: int = 5  # p95 needs at least this many samples in latency_window
+    drift_min_samples: int = 100  # PSI needs this many baseline and recent samples
+    trend_samples: int = 60  # predictive_failure fits the last N samples of each series
+    trend_min_samples: int = 6
+    trend_min_r2: float = 0.6  # a fit weaker than this predicts nothing
+    exhaustion_percent: float = 95.0  # memory/disk % counted as exhausted
+    error_rate_limit: float = 5.0  # error lines per second counted as failure
 
 
-class Projection(_Section):
+class Projection(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     publish_every: Duration = Duration(2)
     degraded_window: Duration = Duration(600)
 
 
-class Config(_Section):
+class Config(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = ""
     data_dir: str = ".grace"
     nats: Nats = Nats()

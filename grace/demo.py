@@ -79,8 +79,8 @@ def inject(ctx: Context, kind: str) -> str:
             f.write("\n# edited by hand at 3 a.m.\n" if path.suffix != ".json" else " ")
         return f"changed {path}"
     if kind == "kill-kernel":
-        name = next((k.name for k in cfg.kernels if k.heartbeat_timeout), None)
-        if name is None:
+        name = next((k.name for k in cfg.kernels if k.heartbeat_timeout), "")
+        if not name:
             fail("no kernel with a heartbeat_timeout in the config to kill")
         procs = kernel_processes(cfg.host, name)
         if not procs:
@@ -97,8 +97,9 @@ def inject(ctx: Context, kind: str) -> str:
                               "while time.time()<t: pass"], start_new_session=True)
         return f"burning every core for {seconds}s"
     if kind == "error-storm":
-        log = cfg.path(cfg.logs[0]) if cfg.logs else fail("the config names no log file")
-        assert log is not None
+        if not cfg.logs:
+            fail("the config names no log file")
+        log = cfg.path(cfg.logs[0])
         log.parent.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with open(log, "a") as f:
@@ -107,14 +108,15 @@ def inject(ctx: Context, kind: str) -> str:
                         f"/srv/pay/{i:04x}\n")
         return f"appended 30 similar errors to {log}"
     if kind == "syntax-error":
-        if not cfg.code.root:
+        root = cfg.code.root
+        if not root:
             fail("the config names no code.root")
-        path = cfg.path(cfg.code.root) / "shop" / "broken.py"
+        path = cfg.path(root) / "shop" / "broken.py"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("def broken(:\n    return 1\n")
         return f"wrote a syntax error into {path}"
     if kind == "vulnerable-dependency":
-        adv = cfg.dependencies.advisories
+        adv = cfg.dependencies.advisories or ""
         if not adv:
             fail("the config names no dependencies.advisories file")
         path = cfg.path(adv)
@@ -128,14 +130,12 @@ def inject(ctx: Context, kind: str) -> str:
         path.write_text(json.dumps(records, indent=2))
         return f"added advisory GHSA-demo-msgspec-0001 (msgspec < 0.99.0) to {path}"
     fail(f"unknown fault {kind!r}; choose one of: {', '.join(FAULTS)}")
-    return ""
 
 
 async def _flood(ctx: Context, n: int = 1000) -> str:
     kernel = next((k for k in ctx.cfg.kernels if k.queue), None)
     if kernel is None or kernel.queue is None:
         fail("no kernel with a queue in the config")
-        return ""
     bus = await ctx.bus("demo")
     try:
         subject = "jobs.demo"
