@@ -1,5 +1,6 @@
 """Example kernel: a tiny HTTP API with /health, sending heartbeats to Grace."""
 
+import asyncio
 import json
 import logging
 import os
@@ -21,6 +22,9 @@ stats = {"requests": 0}
 
 async def health(_request: web.Request) -> web.Response:
     stats["requests"] += 1
+    slow = HERE / "slow_health"  # fault injection: `grace demo fault latency` creates it
+    if slow.exists():
+        await asyncio.sleep(float(slow.read_text() or "0.8"))
     settings = json.loads((HERE / "config" / "features.json").read_text())
     return web.json_response({"status": "ok", "uptime_s": round(time.time() - STARTED, 1),
                               "requests": stats["requests"], "features": sorted(settings)})
@@ -36,8 +40,9 @@ def main() -> None:
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_post("/orders/{id}", order)
+    # reuse_port: the instances of the api pool share the port
     web.run_app(app, host="127.0.0.1", port=int(os.environ.get("API_PORT", "18080")),
-                print=None, access_log=None)
+                print=None, access_log=None, reuse_port=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from grace import protect
 from grace.cliutil import Context, fail, guarded, load_context, run, stage_options
 
 FAULTS = ("model-corruption", "config-drift", "kill-kernel", "queue-flood", "cpu-burn",
-          "error-storm", "syntax-error", "vulnerable-dependency")
+          "error-storm", "syntax-error", "vulnerable-dependency", "latency")
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples"
 RUNTIME = {".grace", ".grace_snapshots", "logs", "cache", "__pycache__", ".git"}
 
@@ -90,6 +90,10 @@ def inject(ctx: Context, kind: str) -> str:
         return f"killed kernel {name} (pids {', '.join(str(p.pid) for p in procs)})"
     if kind == "queue-flood":
         return run(_flood(ctx))  # type: ignore[no-any-return]
+    if kind == "latency":
+        flag = Path(cfg.config_dir) / "slow_health"
+        flag.write_text("0.8")
+        return f"the example api now answers /health in 0.8s (remove {flag} to undo)"
     if kind == "cpu-burn":
         seconds = 45
         for _ in range(psutil.cpu_count() or 1):
