@@ -1,0 +1,68 @@
+"""Heartbeats of kernels, heard on core NATS (`grace.heartbeat.<host>.*`), kept in memory.
+
+Heartbeats are never stored in the log; this tracker keeps the last one per
+kernel so health_signal can see gaps and resource_pressure knows the pids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from grace import topology
+from grace.events import Heartbeat
+
+log = logging.getLogger(__name__)
+_decoder = msgspec.json.Decoder(Heartbeat)
+
+
+@dataclass
+class Seen:
+    at: float  # clock time the heartbeat arrived
+    pid: int
+    seq: int
+
+
+class HeartbeatTracker:
+    """Last heartbeat per kernel name on one host."""
+
+    def __init__(self, host: str, clock: Callable[[], float]) -> None:
+        self.host = host
+        self.clock = clock
+        self.started_at = clock()
+        self.listening = False
+        self.kernels: dict[str, Seen] = {}
+        self._sub: Any = None
+
+    def record(self, hb: Heartbeat) -> None:
+        if hb.kind == "kernel":
+            self.kernels[hb.name] = Seen(self.clock(), hb.pid, hb.seq)
+
+    def pid(self, kernel: str) -> int | None:
+        seen = self.kernels.get(kernel)
+        return seen.pid if seen and seen.pid > 0 else None
+
+    async def listen(self, nc: Any) -> None:
+        """Subscribe to this host's heartbeats; the listening time counts as the grace period."""
+        async def on_msg(msg: Any) -> None:
+            try:
+                self.record(_decoder.decode(msg.data))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning("unreadable heartbeat on %s: %s", msg.subject, exc)
+
+        self._sub = await nc.subscribe(topology.heartbeat_filter(self.host), cb=on_msg)
+        self.started_at = self.clock()
+        self.listening = True
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection may already be closed
+                pass
+            self._sub = None
+        self.listening = False

@@ -1,0 +1,91 @@
+"""live_error_feed: tail the configured logs, group error lines by template, report repeats.
+
+Error lines (ERROR, CRITICAL, FATAL, Exception, Traceback, `XxxError`) are
+masked into templates (numbers, hex, uuids, paths). A template seen at least
+`error_repeats` times within `error_window` (by the time the lines were read)
+-> repeated_error_pattern with samples. Offsets and recent counts persist in
+`<data_dir>/state/live_error_feed.json`, so a restart neither re-reads nor forgets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar
+
+from grace import events
+from producers.base import CheckError, CheckResult, Env
+from producers.logtail import Position, Tail, is_error, template
+
+STATE = "live_error_feed"
+MAX_TEMPLATES = 500
+MAX_SAMPLES = 3
+
+
+class LiveErrorFeed:
+    NAME: ClassVar[str] = "live_error_feed"
+    WATCHES_FILES: ClassVar[bool] = False
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        saved = env.state.load(STATE)
+        self.tails: dict[str, Tail] = {}
+        for rel, pos in (saved.get("offsets") or {}).items():
+            self.tails[rel] = Tail(env.cfg.path(rel), Position(int(pos[0]), int(pos[1])))
+        # template key "log\0template" -> {"times": [...], "samples": [...]}
+        self.seen: dict[str, dict[str, Any]] = saved.get("templates") or {}
+
+    async def check(self, changed: set[Path] | None = None) -> CheckResult:
+        return await asyncio.to_thread(self._check)
+
+    def _check(self) -> CheckResult:
+        cfg = self.env.cfg
+        if not cfg.logs:
+            return CheckResult(skipped="no logs configured")
+        th = cfg.thresholds
+        now = self.env.clock()
+        res = CheckResult()
+        errors_now = 0
+        for rel in cfg.logs:
+            tail = self.tails.get(rel) or self.tails.setdefault(rel, Tail(cfg.path(rel), Position()))
+            try:
+                lines = tail.read()
+            except PermissionError as exc:
+                res.errors.append(f"log {tail.path} is not readable: {exc.strerror}; give Grace "
+                                  "read access or remove it from logs")
+                continue
+            except OSError as exc:
+                res.errors.append(f"log {tail.path}: {exc}")
+                continue
+            for line in lines:
+                if not is_error(line):
+                    continue
+                errors_now += 1
+                entry = self.seen.setdefault(f"{rel}\0{template(line)}", {"times": [], "samples": []})
+                entry["times"].append(now)
+                if len(entry["samples"]) < MAX_SAMPLES:
+                    entry["samples"].append(line.strip()[:500])
+        self.env.shared.errors.append((now, errors_now))
+        horizon = now - float(th.error_window)
+        for key in list(self.seen):
+            entry = self.seen[key]
+            entry["times"] = [t for t in entry["times"] if t >= horizon][-max(th.error_repeats * 4, 100):]
+            if not entry["times"]:
+                del self.seen[key]
+                continue
+            if len(entry["times"]) >= th.error_repeats:
+                log, tmpl = key.split("\0", 1)
+                res.findings.append(events.RepeatedErrorPattern(
+                    log=log, template=tmpl, count=len(entry["times"]), window_s=float(th.error_window),
+                    samples=entry["samples"], trigger=self.NAME))
+        if len(self.seen) > MAX_TEMPLATES:  # keep the busiest templates
+            keep = sorted(self.seen, key=lambda k: len(self.seen[k]["times"]))[-MAX_TEMPLATES:]
+            self.seen = {k: self.seen[k] for k in keep}
+        res.stats = {"logs": float(len(cfg.logs)), "error_lines": float(errors_now),
+                     "templates": float(len(self.seen))}
+        self.env.state.save(STATE, {
+            "offsets": {rel: [t.pos.inode, t.pos.offset] for rel, t in self.tails.items()},
+            "templates": self.seen})
+        if res.errors and len(res.errors) == len(cfg.logs):
+            raise CheckError("; ".join(res.errors))
+        return res

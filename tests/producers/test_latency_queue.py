@@ -1,0 +1,76 @@
+"""latency_queue against a real JetStream consumer with a backlog and a real HTTP endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import msgspec
+from nats.js import api
+
+from grace import config, events
+from grace.bus import Bus
+from producers.base import make_env
+from producers.latency_queue import LatencyQueue, p95
+from producers.state import StateStore
+from tests.producers.web import HealthServer
+
+
+def _cfg(tmp_path: Path, kernels: list[config.Kernel], probes: int = 3) -> config.Config:
+    cfg = config.load(None)
+    th = msgspec.structs.replace(cfg.thresholds, latency_probes=probes, latency_min_samples=3)
+    return msgspec.structs.replace(cfg, kernels=kernels, thresholds=th, config_dir=str(tmp_path))
+
+
+async def test_consumer_backlog_over_max_is_queue_backlog(bus: Bus, tmp_path: Path) -> None:
+    stream, subject = f"JOBS_{uuid.uuid4().hex[:8]}", f"jobs.{uuid.uuid4().hex[:8]}"
+    await bus.js.add_stream(api.StreamConfig(name=stream, subjects=[subject]))
+    await bus.js.add_consumer(stream, api.ConsumerConfig(durable_name="workers",
+                                                         ack_policy=api.AckPolicy.EXPLICIT))
+    kernel = config.Kernel(name="worker", command=["w"],
+                           queue=config.Queue(stream=stream, consumer="workers", max_backlog=10))
+    trig = LatencyQueue(make_env(_cfg(tmp_path, [kernel]), StateStore(tmp_path / "s"), bus))
+    try:
+        for i in range(5):
+            await bus.js.publish(subject, b"job %d" % i)
+        assert (await trig.check()).findings == []
+        for i in range(20):
+            await bus.js.publish(subject, b"job %d" % i)
+        [f] = (await trig.check()).findings
+        assert isinstance(f, events.QueueBacklog)
+        assert f.backlog == 25 and f.pending == 25 and f.threshold == 10 and f.consumer == "workers"
+    finally:
+        await bus.js.delete_stream(stream)
+
+
+async def test_missing_consumer_is_a_clear_error_not_a_crash(bus: Bus, tmp_path: Path) -> None:
+    kernel = config.Kernel(name="worker", command=["w"],
+                           queue=config.Queue(stream="NOPE_STREAM", consumer="nobody"))
+    res = await LatencyQueue(make_env(_cfg(tmp_path, [kernel]), StateStore(tmp_path / "s"), bus)).check()
+    assert res.findings == [] and "does not exist" in res.errors[0]
+
+
+async def test_slow_health_endpoint_is_latency_spike_with_p95(tmp_path: Path) -> None:
+    server = await HealthServer().start()
+    try:
+        kernel = config.Kernel(name="api", command=["a"], health_url=server.url, latency_p95_ms=50.0)
+        trig = LatencyQueue(make_env(_cfg(tmp_path, [kernel]), StateStore(tmp_path / "s")))
+        assert (await trig.check()).findings == []
+        server.delay = 0.08
+        res = await trig.check()
+        [f] = res.findings
+        assert isinstance(f, events.LatencySpike)
+        assert f.p95_ms >= 80 and f.threshold_ms == 50.0 and f.samples == 6
+    finally:
+        await server.stop()
+
+
+async def test_dead_health_url_is_a_reason_not_a_finding(tmp_path: Path) -> None:
+    kernel = config.Kernel(name="api", command=["a"], health_url="http://127.0.0.1:9/health")
+    res = await LatencyQueue(make_env(_cfg(tmp_path, [kernel]), StateStore(tmp_path / "s"))).check()
+    assert res.findings == [] and "127.0.0.1:9" in res.errors[0]
+
+
+def test_p95_is_nearest_rank() -> None:
+    assert p95([float(i) for i in range(1, 101)]) == 95.0
+    assert p95([5.0]) == 5.0
