@@ -3,6 +3,9 @@
 Heartbeats arrive on core NATS (HeartbeatTracker). A kernel never heard from
 gets its timeout as a grace period from when listening began. A pid from the
 last heartbeat that no longer exists (or is a zombie) is `process_gone` at once.
+A kernel whose process is stopped (SIGSTOP: suspended by shed_load) sends no
+heartbeats on purpose: it is counted as suspended, never reported as a gap, so
+a recovery playbook does not restart what load shedding paused.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ import psutil
 
 from grace import events
 from producers.base import CheckResult, Env
+
+
+def _pid_stopped(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_STOPPED)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -40,9 +50,13 @@ class HealthSignal:
             return CheckResult(skipped="no NATS: heartbeats cannot be heard")
         now = self.env.clock()
         out: list[events.Trigger] = []
+        suspended = 0
         for k in watched:
             timeout = float(k.heartbeat_timeout or 0)
             seen = tracker.kernels.get(k.name)
+            if seen is not None and seen.pid > 0 and _pid_stopped(seen.pid):
+                suspended += 1
+                continue
             if seen is not None and seen.pid > 0 and not _pid_alive(seen.pid):
                 out.append(events.KernelHeartbeatGap(
                     kernel=k.name, reason="process_gone", last_seen=_wall(seen.at, now),
@@ -58,6 +72,7 @@ class HealthSignal:
                     timeout_s=timeout, pid=seen.pid if seen else None,
                     severity="critical" if k.critical else "warning", trigger=self.NAME))
         return CheckResult(findings=out, stats={"kernels_watched": len(watched),
+                                                "kernels_suspended": suspended,
                                                 "kernels_seen": sum(k.name in tracker.kernels
                                                                     for k in watched)})
 

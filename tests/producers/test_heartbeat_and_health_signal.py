@@ -23,9 +23,10 @@ from producers.state import StateStore
 from tests.support import wait_for
 
 CHILD = """
-import time, grace.heartbeat
+import signal, time, grace.heartbeat
 hb = grace.heartbeat.start("svc", interval=0.1)
 assert hb is not None
+signal.signal(signal.SIGUSR1, lambda *_: hb.stop())  # a hung service: alive, silent
 while True:
     time.sleep(1)
 """
@@ -49,7 +50,7 @@ async def test_kernel_that_stops_heartbeating_is_a_gap_and_a_dead_one_is_process
     try:
         await wait_for(lambda: env.shared.heartbeats.pid("svc") == child.pid, timeout=10)
         assert (await trig.check()).findings == []
-        child.send_signal(signal.SIGSTOP)  # alive, but silent
+        child.send_signal(signal.SIGUSR1)  # alive, but silent
         gap = await wait_for(lambda: _findings(trig), timeout=10)
         [f] = gap
         assert isinstance(f, events.KernelHeartbeatGap)
@@ -58,6 +59,27 @@ async def test_kernel_that_stops_heartbeating_is_a_gap_and_a_dead_one_is_process
         child.wait()
         [f] = (await trig.check()).findings
         assert f.reason == "process_gone" and f.pid == child.pid
+    finally:
+        child.kill()
+        child.wait()
+        await env.shared.heartbeats.close()
+
+
+async def test_a_kernel_suspended_by_shed_load_is_not_a_gap(bus: Bus, nats_url: str,
+                                                             tmp_path: Path) -> None:
+    host = "hb-" + uuid.uuid4().hex[:8]
+    env = make_env(_cfg(tmp_path, host), StateStore(tmp_path / "state"), bus)
+    await env.shared.heartbeats.listen(bus.nc)
+    trig = HealthSignal(env)
+    child = subprocess.Popen([sys.executable, "-c", CHILD],
+                             env={**os.environ, "GRACE_NATS_URL": nats_url, "GRACE_HOST": host})
+    try:
+        await wait_for(lambda: env.shared.heartbeats.pid("svc") == child.pid, timeout=10)
+        child.send_signal(signal.SIGSTOP)  # what shed_load does
+        time.sleep(1.0)  # twice the heartbeat timeout
+        result = await trig.check()
+        assert result.findings == []
+        assert result.stats["kernels_suspended"] == 1
     finally:
         child.kill()
         child.wait()
