@@ -1,0 +1,125 @@
+"""`grace act`: the actuator stage. Supervises the kernels, carries out this host's
+commands at most once in effect, runs the coding-agent task handler, heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from grace import events, topology
+from grace.bus import Bus
+from grace.cliutil import Context
+from grace.consume import Delivery, PullConsumer
+
+from actuators import snapshots
+from actuators.agent import AgentHandler
+from actuators.executor import Executor
+from actuators.intents import IntentStore
+from actuators.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+HEARTBEAT_S = 5.0
+
+
+class Outbox:
+    """Lifecycle events from synchronous code, published in order with retries."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.queue: asyncio.Queue[events.Event] = asyncio.Queue()
+        self.task = asyncio.create_task(self._run())
+
+    def put(self, payload: events.Payload) -> None:
+        self.queue.put_nowait(self.bus.event(payload))  # the id is fixed now: retries dedupe
+
+    async def _run(self) -> None:
+        while True:
+            ev = await self.queue.get()
+            delay = 0.2
+            while True:
+                try:
+                    await self.bus.publish(ev)
+                    break
+                except Exception as exc:  # noqa: BLE001 - the bus comes back; keep the event
+                    log.warning("actuator: cannot publish %s yet (%r); retrying", ev.type, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            self.queue.task_done()
+
+    async def flush(self) -> None:
+        """Wait until every event put so far is published."""
+        await self.queue.join()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.queue.join(), timeout)
+        self.task.cancel()
+
+
+async def _with_progress(bus: Bus, d: Delivery[events.Event], executor: Executor,
+                         every: float) -> None:
+    """Handle one command, telling JetStream it is in progress so it is not redelivered meanwhile."""
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(every)
+            await bus.nc.publish(d.reply, b"+WPI")
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await executor.handle(d.item)
+    finally:
+        ticker.cancel()
+
+
+async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
+    """Run the actuator until `stop` is set; stop kernels gracefully on the way out."""
+    cfg = ctx.cfg
+    bus = await ctx.bus("actuator")
+    outbox = Outbox(bus)
+    outbox.put(snapshots.policy(cfg))
+    state_file = cfg.data_path / "actuator" / f"{cfg.host}-kernels.json"
+    supervisor = Supervisor(cfg, outbox.put, nats_url=ctx.url(), state_file=state_file)
+    await supervisor.start()
+    executor = Executor(cfg, bus, await IntentStore.open(bus, cfg.host), supervisor,
+                        flush=outbox.flush)
+    resumed = await executor.resume_open()
+    if resumed:
+        log.info("actuator: finished %d command(s) a previous run left in progress", resumed)
+
+    progress_every = [10.0]
+
+    async def ensure(_seq: int) -> str:
+        name = await topology.ensure_consumer(bus.js, topology.COMMANDS,
+                                              topology.actuator_consumer_config(cfg.host))
+        info = await bus.js.consumer_info(topology.COMMANDS, name)
+        progress_every[0] = max(0.2, float(info.config.ack_wait or 30.0) / 3)
+        return name
+
+    async def handle(items: list[Delivery[events.Event]]) -> None:
+        for d in items:
+            await _with_progress(bus, d, executor, progress_every[0])
+
+    consumer: PullConsumer[events.Event] = PullConsumer(
+        bus, topology.COMMANDS, ensure, handle, stage="actuator", ack="each", batch=4, max_buffer=16)
+    agent = AgentHandler(cfg, bus)
+    tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(agent.run())]
+    log.info("actuator for host %s: %d kernel(s), consuming %s", cfg.host, len(cfg.kernels),
+             topology.command_filter(cfg.host))
+    try:
+        seq = 0
+        while not stop.is_set():
+            await bus.heartbeat("actuator", "stage", seq=seq)
+            seq += 1
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
+            for t in tasks:
+                if t.done() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+    finally:
+        consumer.stop()
+        agent.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)  # the command in hand finishes first
+        await supervisor.stop()
+        await outbox.close()
+        await bus.close()

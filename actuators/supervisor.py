@@ -1,0 +1,304 @@
+"""The kernel supervisor: config's kernels as real child processes.
+
+Start, stop (SIGTERM, SIGKILL after stop_timeout), restart with backoff on an
+unexpected exit, suspend/resume (SIGSTOP/SIGCONT via psutil) and worker pools
+scaled within min/max. Each kernel runs in its own session so a signal reaches
+its children too. Live instances are written to a state file, so an actuator
+killed and restarted adopts its kernels instead of starting a second set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from grace import events
+from grace.config import Config, Kernel
+from grace.errors import ActionError
+
+from actuators.instances import Instance, load_state, save_state, settle, signal_group
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[events.Payload], None]
+STABLE_S = 30.0  # a kernel that ran this long before dying starts its backoff afresh
+
+
+class Supervisor:
+    """Runs the kernels of `cfg`; lifecycle events go to `emit`."""
+
+    def __init__(self, cfg: Config, emit: Emit, *, nats_url: str = "", state_file: Path | None = None,
+                 poll_interval: float = 0.2, backoff_base: float = 0.5, backoff_max: float = 30.0,
+                 log_dir: Path | None = None) -> None:
+        self.cfg, self.emit, self.nats_url, self.state_file = cfg, emit, nats_url, state_file
+        self.poll_interval, self.backoff_base, self.backoff_max = poll_interval, backoff_base, backoff_max
+        self.log_dir = log_dir or cfg.data_path / "kernels"
+        self.instances: dict[str, list[Instance]] = {k.name: [] for k in cfg.kernels}
+        self.lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- queries
+
+    def kernel(self, name: str) -> Kernel:
+        k = self.cfg.kernel(name)
+        if k is None:
+            known = ", ".join(self.instances) or "none"
+            raise ActionError(f"kernel {name!r} is not in the config (kernels: {known}); "
+                              "Grace only manages kernels its config names")
+        return k
+
+    def pids(self, name: str) -> list[int]:
+        return [i.pid for i in self.instances.get(name, []) if i.pid]
+
+    def count(self, name: str) -> int:
+        return len(self.instances.get(name, []))
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Adopt live kernels of a previous run, start the rest, watch them."""
+        self.emit(events.WatchdogStarted(name="kernel-supervisor", tier=2,
+                                         interval_s=self.poll_interval))
+        async with self.lock:
+            self._adopt()
+            for k in self.cfg.kernels:
+                want = k.pool.min if k.pool else 1
+                for index in self._free_indices(k.name, want - self.count(k.name)):
+                    self._spawn(k, index)
+            self._save()
+        self._task = asyncio.create_task(self._watch())
+
+    async def stop(self, reason: str = "shutdown") -> None:
+        """Stop every kernel gracefully and the watch loop."""
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        async with self.lock:
+            await asyncio.gather(*(self._stop_instance(i) for insts in self.instances.values()
+                                   for i in insts))
+            for insts in self.instances.values():
+                insts.clear()
+            self._save()
+        self.emit(events.WatchdogStopped(name="kernel-supervisor", tier=2, reason=reason))
+
+    async def scale(self, name: str, target: int) -> tuple[int, int]:
+        """Run exactly `target` instances of a pool kernel (clamped to min/max)."""
+        k = self.kernel(name)
+        lo, hi = (k.pool.min, k.pool.max) if k.pool else (1, 1)
+        target = max(lo, min(hi, target))
+        async with self.lock:
+            insts = self.instances[name]
+            before = len(insts)
+            for index in self._free_indices(name, target - before):
+                self._spawn(k, index)
+            extra = insts[target:]
+            del insts[target:]
+            await asyncio.gather(*(self._stop_instance(i) for i in extra))
+            self._save()
+        if before != target:
+            self.emit(events.KernelScaled(kernel=name, from_count=before, to_count=target))
+        return before, target
+
+    async def suspend(self, name: str) -> list[int]:
+        """SIGSTOP every instance of a kernel (and its children); returns the pids stopped."""
+        self.kernel(name)
+        return await self._set_suspended(name, True)
+
+    async def resume(self, name: str) -> list[int]:
+        self.kernel(name)
+        return await self._set_suspended(name, False)
+
+    def suspended(self, name: str) -> bool:
+        insts = self.instances.get(name, [])
+        return bool(insts) and all(i.state == "suspended" for i in insts)
+
+    async def restart(self, name: str, index: int) -> Instance:
+        """Stop one instance and start it again (a new pid)."""
+        k = self.kernel(name)
+        async with self.lock:
+            old = next((i for i in self.instances[name] if i.index == index), None)
+            if old is None:
+                raise ActionError(f"kernel {name!r} has no instance {index}")
+            await self._stop_instance(old)
+            self.instances[name].remove(old)
+            new = self._spawn(k, index, attempt=1)
+            self._save()
+        return new
+
+    # ---------------------------------------------------------------- internals
+
+    def _env(self, k: Kernel, index: int) -> dict[str, str]:
+        env = {**os.environ, **k.env, "GRACE_HOST": self.cfg.host, "GRACE_KERNEL": k.name,
+               "GRACE_INSTANCE": str(index)}
+        if self.nats_url:
+            env["GRACE_NATS_URL"] = self.nats_url
+        return env
+
+    def _spawn(self, k: Kernel, index: int, attempt: int = 0) -> Instance:
+        inst = Instance(kernel=k.name, index=index, attempt=attempt)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_dir / f"{k.name}-{index}.log", "ab")
+        try:
+            # an argument list, never a shell; own session so signals reach the kernel's children
+            inst.popen = subprocess.Popen(
+                _argv(k.command), cwd=str(self.cfg.path(k.cwd or ".")), env=self._env(k, index),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            inst.pid = inst.popen.pid
+            inst.create_time = psutil.Process(inst.pid).create_time()
+        except (OSError, psutil.NoSuchProcess) as exc:
+            log.error("kernel %s[%d]: cannot start %s: %s", k.name, index, k.command, exc)
+            inst.state, inst.restart_at = "backoff", time.monotonic() + self._delay(attempt + 1)
+            self.emit(events.KernelExited(kernel=k.name, instance=index, pid=0, code=127))
+        finally:
+            out.close()
+        self.instances[k.name].append(inst)
+        self.instances[k.name].sort(key=lambda i: i.index)
+        if inst.pid:
+            if attempt:
+                self.emit(events.KernelRestarted(kernel=k.name, instance=index, pid=inst.pid,
+                                                 attempt=attempt))
+            else:
+                self.emit(events.KernelStarted(kernel=k.name, instance=index, pid=inst.pid,
+                                               critical=k.critical))
+        return inst
+
+    def _free_indices(self, name: str, n: int) -> list[int]:
+        used = {i.index for i in self.instances[name]}
+        out: list[int] = []
+        index = 0
+        while len(out) < n:
+            if index not in used:
+                out.append(index)
+            index += 1
+        return out
+
+    def _delay(self, attempt: int) -> float:
+        return float(min(self.backoff_max, self.backoff_base * 2 ** max(0, attempt - 1)))
+
+    async def _stop_instance(self, inst: Instance) -> None:
+        if not inst.pid or inst.state == "backoff":
+            return
+        k = self.cfg.kernel(inst.kernel)
+        timeout = float(k.stop_timeout) if k else 5.0
+        inst.state = "stopping"
+        signal_group(inst.pid, signal.SIGTERM)
+        signal_group(inst.pid, signal.SIGCONT)  # a suspended kernel must run to handle SIGTERM
+        deadline = time.monotonic() + timeout
+        exited, code = inst.exit_code()
+        while not exited and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            exited, code = inst.exit_code()
+        if not exited:
+            log.warning("kernel %s[%d] pid %d ignored SIGTERM for %.1fs: SIGKILL", inst.kernel,
+                        inst.index, inst.pid, timeout)
+            signal_group(inst.pid, signal.SIGKILL)
+            while not exited:
+                await asyncio.sleep(0.02)
+                exited, code = inst.exit_code()
+        self.emit(events.KernelExited(kernel=inst.kernel, instance=inst.index, pid=inst.pid,
+                                      code=code, expected=True))
+
+    async def _set_suspended(self, name: str, suspend: bool) -> list[int]:
+        done: list[int] = []
+        async with self.lock:
+            for inst in self.instances[name]:
+                if inst.state not in ("running", "suspended") or not inst.pid:
+                    continue
+                if (inst.state == "suspended") == suspend:
+                    continue
+                try:
+                    procs = [psutil.Process(inst.pid)]
+                    procs += procs[0].children(recursive=True)
+                    for p in procs:
+                        p.suspend() if suspend else p.resume()
+                except psutil.NoSuchProcess:
+                    continue  # gone: the watch loop restarts it
+                inst.state = "suspended" if suspend else "running"
+                done.append(inst.pid)
+                await settle(procs, suspend)
+            self._save()
+        if done:
+            cls = events.KernelSuspended if suspend else events.KernelResumed
+            self.emit(cls(kernel=name, pids=done))
+        return done
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                async with self.lock:
+                    self._check_once()
+            except Exception:  # noqa: BLE001 - the watchdog must keep watching
+                log.exception("kernel supervisor: watch cycle failed")
+
+    def _check_once(self) -> None:
+        now = time.monotonic()
+        changed = False
+        for name, insts in self.instances.items():
+            k = self.cfg.kernel(name)
+            assert k is not None
+            for inst in list(insts):
+                if inst.state == "backoff":
+                    if now >= inst.restart_at:
+                        insts.remove(inst)
+                        self._spawn(k, inst.index, attempt=inst.attempt + 1)
+                        changed = True
+                    continue
+                if inst.state == "stopping":
+                    continue
+                exited, code = inst.exit_code()
+                if not exited:
+                    continue
+                attempt = 0 if now - inst.started >= STABLE_S else inst.attempt
+                log.warning("kernel %s[%d] pid %d exited with code %s; restarting", name,
+                            inst.index, inst.pid, code)
+                self.emit(events.KernelExited(kernel=name, instance=inst.index, pid=inst.pid,
+                                              code=code, expected=False))
+                inst.state, inst.attempt = "backoff", attempt
+                inst.restart_at = now + self._delay(attempt + 1)
+                changed = True
+        if changed:
+            self._save()
+
+    def _save(self) -> None:
+        if self.state_file is not None:
+            save_state(self.state_file, [i for insts in self.instances.values() for i in insts])
+
+    def _adopt(self) -> None:
+        """Take over kernels a killed actuator left running; stop ones config no longer names."""
+        if self.state_file is None:
+            return
+        for inst in load_state(self.state_file):
+            gone, _ = inst.exit_code()
+            if gone:
+                if inst.kernel in self.instances:
+                    self.emit(events.KernelExited(kernel=inst.kernel, instance=inst.index,
+                                                  pid=inst.pid, code=None))
+                continue
+            if inst.kernel not in self.instances:
+                signal_group(inst.pid, signal.SIGTERM)
+                continue
+            log.info("adopted kernel %s[%d] pid %d", inst.kernel, inst.index, inst.pid)
+            self.instances[inst.kernel].append(inst)
+        for insts in self.instances.values():
+            insts.sort(key=lambda i: i.index)
+
+
+def _argv(command: list[str]) -> list[str]:
+    """The kernel's argument list; a bare `python`/`python3` means Grace's own interpreter,
+    so `import grace.heartbeat` works in the kernel without another install."""
+    if command and command[0] in ("python", "python3"):
+        return [sys.executable, *command[1:]]
+    return list(command)
