@@ -1,0 +1,46 @@
+"""Boot phase 4 of `grace up`: snapshots verified, an initial snapshot where none exists."""
+
+from __future__ import annotations
+
+import asyncio
+
+from grace import events, integrity, manifest, protect
+from grace.bus import Bus
+from grace.cliutil import Context
+from actuators import snapshots
+
+
+def _verify(ctx: Context) -> tuple[list[str], list[str]]:
+    """(protected files with no snapshot yet, problems with existing last good copies)."""
+    cfg = ctx.cfg
+    m = manifest.load(cfg)
+    base = manifest.snapshot_dir(cfg)
+    missing, problems = [], []
+    for path, _kind in protect.protected_files(cfg):
+        rel = protect.relative(cfg, path)
+        entry = m.files.get(rel)
+        if entry is None:
+            missing.append(rel)
+            continue
+        copy = base / entry.latest
+        if not copy.is_file():
+            problems.append(f"{rel}: last good copy {copy} is missing")
+        elif integrity.sha256_file(copy) != entry.sha256:
+            problems.append(f"{rel}: last good copy {copy} does not match its manifest hash")
+    return missing, problems
+
+
+async def verify_snapshots(ctx: Context, bus: Bus) -> str:
+    """Check every last good copy against the manifest; snapshot files that have none."""
+    missing, problems = await asyncio.to_thread(_verify, ctx)
+    taken: list[events.Payload] = []
+    if missing:
+        taken = await asyncio.to_thread(snapshots.take, ctx.cfg, missing)
+        await bus.publish_many([bus.event(p) for p in taken])
+    refused = [p for p in taken if isinstance(p, events.SnapshotRefused)]
+    if problems:
+        raise RuntimeError("; ".join(problems) + ". Restore the snapshot folder from backup or "
+                           "re-accept the files with `grace snapshot accept PATH`.")
+    ok = len(taken) - len(refused)
+    extra = f", {len(refused)} refused (see snapshot_refused events)" if refused else ""
+    return f"{ok} initial snapshot{'s' if ok != 1 else ''} taken{extra}; existing copies verified"
