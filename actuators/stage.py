@@ -109,7 +109,7 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
     try:
         seq = 0
         while not stop.is_set():
-            await bus.heartbeat("actuator", "stage", seq=seq)
+            await bus.heartbeat("act", "stage", seq=seq)
             seq += 1
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), HEARTBEAT_S)

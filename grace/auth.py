@@ -44,8 +44,10 @@ ROLES: dict[str, list[str]] = {
 SUBSCRIBE = ["_INBOX.>", "grace.heartbeat.>"]
 
 # which role a component (the name a stage connects with) uses
-COMPONENT_ROLE = {"produce": "producer", "process": "processor", "act": "actuator",
-                  "project": "projector", "tail": "viewer", "dashboard": "viewer", "ping": "viewer"}
+COMPONENT_ROLE = {"produce": "producer", "process": "processor", "processor": "processor",
+                  "act": "actuator", "actuator": "actuator", "project": "projector",
+                  "projector": "projector", "tail": "viewer", "dashboard": "viewer", "ping": "viewer",
+                  "playbooks-test": "viewer", "replay": "viewer"}
 
 
 def role_of(component: str) -> str:

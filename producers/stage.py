@@ -12,7 +12,7 @@ from producers.monitor import TriggerMonitor
 from producers.state import StateStore
 
 log = logging.getLogger(__name__)
-STAGE = "producers"
+STAGE = "produce"
 HEARTBEAT_EVERY = 5.0
 
 
