@@ -35,7 +35,7 @@ async def test_produce_runs_the_monitor_until_sigterm(bus: Bus, nats_url: str, t
 
         await wait_for(cycled, timeout=30, interval=0.1)
         await wait_for(lambda: {f"grace.heartbeat.{cfg.host}.monitor",
-                                f"grace.heartbeat.{cfg.host}.producers"} <= set(beats), timeout=10)
+                                f"grace.heartbeat.{cfg.host}.produce"} <= set(beats), timeout=10)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
