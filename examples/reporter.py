@@ -12,7 +12,12 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     grace.heartbeat.start("reporter")
+    hoard: list[bytes] = []
     while True:
+        if (HERE / "leak_memory").exists() and not hoard:  # fault: `grace demo fault memory-leak`
+            hoard.append(b"x" * (300 * 1024 * 1024))
+        elif not (HERE / "leak_memory").exists():
+            hoard.clear()
         try:
             model = pickle.loads((HERE / "models" / "model.pkl").read_bytes())  # noqa: S301
             settings = json.loads((HERE / "config" / "features.json").read_text())

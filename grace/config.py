@@ -71,6 +71,7 @@ class Kernel(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     env: dict[str, str] = {}
     stop_timeout: Duration = Duration(5)
     latency_p95_ms: float = 500.0
+    max_rss_mb: float | None = None  # memory budget: over it is memory_pressure for this kernel
 
 
 class Protect(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

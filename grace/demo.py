@@ -23,7 +23,7 @@ from grace import protect
 from grace.cliutil import Context, fail, guarded, load_context, run, stage_options
 
 FAULTS = ("model-corruption", "config-drift", "kill-kernel", "queue-flood", "cpu-burn",
-          "error-storm", "syntax-error", "vulnerable-dependency", "latency")
+          "error-storm", "syntax-error", "vulnerable-dependency", "latency", "memory-leak")
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples"
 RUNTIME = {".grace", ".grace_snapshots", "logs", "cache", "__pycache__", ".git"}
 
@@ -90,6 +90,10 @@ def inject(ctx: Context, kind: str) -> str:
         return f"killed kernel {name} (pids {', '.join(str(p.pid) for p in procs)})"
     if kind == "queue-flood":
         return run(_flood(ctx))  # type: ignore[no-any-return]
+    if kind == "memory-leak":
+        flag = Path(cfg.config_dir) / "leak_memory"
+        flag.write_text("300MB")
+        return f"the example reporter now holds 300 MB over its 200 MB budget (remove {flag} to undo)"
     if kind == "latency":
         flag = Path(cfg.config_dir) / "slow_health"
         flag.write_text("0.8")

@@ -65,11 +65,14 @@ class ResourcePressure:
                 res.findings.append(events.CpuSaturation(scope="kernel", kernel=k.name,
                                                          percent=kcpu, threshold=th.cpu_percent,
                                                          samples=n, trigger=self.NAME))
-            if (n := self._sample("mem", k.name, kmem, th.memory_percent)) >= need:
+            # a kernel with max_rss_mb is judged against its own budget: percent of that budget
+            kpct, kth = kmem, th.memory_percent
+            if k.max_rss_mb:
+                kpct, kth = 100.0 * rss / k.max_rss_mb, 100.0
+            if (n := self._sample("mem", k.name, kpct, kth)) >= need:
                 res.findings.append(events.MemoryPressure(
-                    scope="kernel", kernel=k.name, percent=round(kmem, 3),
-                    threshold=th.memory_percent, samples=n, rss_mb=round(rss, 1),
-                    trigger=self.NAME))
+                    scope="kernel", kernel=k.name, percent=round(kpct, 3),
+                    threshold=kth, samples=n, rss_mb=round(rss, 1), trigger=self.NAME))
         return res
 
     def _proc(self, pid: int) -> psutil.Process | None:

@@ -66,3 +66,27 @@ async def test_idle_kernel_is_not_saturated(tmp_path: Path) -> None:
     finally:
         idle.kill()
         idle.wait()
+
+
+HOG = "data = b\"x\" * (120 * 1024 * 1024)\nimport time\ntime.sleep(30)\n"
+
+
+async def test_kernel_over_its_memory_budget_is_memory_pressure(tmp_path: Path) -> None:
+    hog = subprocess.Popen([sys.executable, "-c", HOG])
+    try:
+        kernel = config.Kernel(name="hog", command=["x"], max_rss_mb=60.0)
+        env = make_env(_cfg(tmp_path, [kernel], cpu=99.0, sustained=1), StateStore(tmp_path / "s"))
+        env.shared.heartbeats.record(events.Heartbeat(name="hog", pid=hog.pid,
+                                                      time=datetime.now(timezone.utc)))
+        trig = ResourcePressure(env)
+
+        async def pressure() -> list[events.Trigger]:
+            return [f for f in (await trig.check()).findings
+                    if isinstance(f, events.MemoryPressure) and f.kernel == "hog"]
+
+        [f] = await wait_for(pressure, timeout=10)
+        assert isinstance(f, events.MemoryPressure) and f.scope == "kernel"
+        assert f.rss_mb is not None and f.rss_mb > 60 and f.threshold == 100.0 and f.percent > 100.0
+    finally:
+        hog.kill()
+        hog.wait()
