@@ -642,7 +642,7 @@ def _payload_classes() -> list[type[Payload]]:
 
 PAYLOAD_CLASSES: dict[str, type[Payload]] = {c.TYPE: c for c in _payload_classes()}
 EVENT_CLASSES: dict[str, type[Event]] = {
-    name: msgspec.defstruct(
+    name: msgspec.defstruct(  # type: ignore[misc]
         f"{cls.__name__}Event", [("data", cls)], bases=(Event,), tag=name, frozen=True,
         kw_only=True, module=__name__,
     )
@@ -687,7 +687,7 @@ def make_event(data: Payload, *, host: str, source: str, id: str | None = None,
                subject: str | None = None, time: datetime | None = None) -> Event:
     """Wrap `data` in its typed CloudEvents envelope."""
     cls = EVENT_CLASSES[data.TYPE]
-    return cls(specversion=SPECVERSION, datacontenttype="application/json", id=id or new_id(), source=source, time=time or now(), subject=subject,
+    return cls(specversion="1.0", datacontenttype="application/json", id=id or new_id(), source=source, time=time or now(), subject=subject,
                host=host, data=data)
 
 
