@@ -1,0 +1,50 @@
+"""`grace process` as a stage: load the playbooks, run the processor, send heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from grace.cliutil import Context
+from processors import validate
+from processors.model import Playbook
+from processors.service import Processor
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+SHIPPED = Path(__file__).resolve().parent.parent / "playbooks"
+
+
+def playbook_paths(ctx: Context) -> list[Path]:
+    """The config's `playbooks` paths; the shipped folder when the config names none."""
+    if ctx.cfg.playbooks:
+        return [ctx.cfg.path(p) for p in ctx.cfg.playbooks]
+    return [SHIPPED] if SHIPPED.is_dir() else []
+
+
+def load_playbooks(ctx: Context) -> list[Playbook]:
+    """Every playbook the config names; raises ValidationErrors (file:line) on any error."""
+    return validate.load_paths(list(playbook_paths(ctx)))
+
+
+async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
+    """Run the processor until `stop` is set; refuses to start on invalid playbooks."""
+    playbooks = load_playbooks(ctx)
+    bus = await ctx.bus("processor")
+    try:
+        processor = Processor(bus, playbooks)
+        log.info("processor: %d playbooks loaded from %s", len(playbooks),
+                 ", ".join(map(str, playbook_paths(ctx))))
+        task = asyncio.create_task(processor.run(stop))
+        while not task.done():
+            try:
+                # named after the stage command: `grace ping` and the watchdog look for it
+                await bus.heartbeat("process", "stage")
+            except Exception as exc:  # noqa: BLE001 - a missed heartbeat is not fatal
+                log.warning("processor: heartbeat failed: %r", exc)
+            await asyncio.wait([task], timeout=HEARTBEAT_S)
+        await task
+    finally:
+        await bus.close()
