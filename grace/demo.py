@@ -27,6 +27,7 @@ FAULTS = ("model-corruption", "config-drift", "kill-kernel", "queue-flood", "cpu
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples"
 RUNTIME = {".grace", ".grace_snapshots", "logs", "cache", "__pycache__", ".git"}
 FLAGS = {"slow_health", "leak_memory"}  # fault switches the example kernels read
+EXTERNAL = {"advisories.json"}  # fetched from an advisory feed, not part of the code
 
 
 def init_copy(dest: Path, source: Path = EXAMPLE) -> bool:
@@ -41,7 +42,7 @@ def init_copy(dest: Path, source: Path = EXAMPLE) -> bool:
     cfg.write_text(cfg.read_text().replace("playbooks: [../playbooks]", f"playbooks: [{playbooks}]"))
     git = ["git", "-c", "user.name=Grace", "-c", "user.email=grace@localhost"]
     subprocess.run([*git, "init", "-q", "-b", "main", str(dest)], check=True)
-    (dest / ".gitignore").write_text("\n".join(sorted(RUNTIME - {".git"} | FLAGS)) + "\n")
+    (dest / ".gitignore").write_text("\n".join(sorted(RUNTIME - {".git"} | FLAGS | EXTERNAL)) + "\n")
     subprocess.run([*git, "-C", str(dest), "add", "-A"], check=True)
     subprocess.run([*git, "-C", str(dest), "commit", "-q", "-m", "example system"], check=True)
     return True

@@ -1,0 +1,174 @@
+"""`grace up` on a copy of the example system, for end-to-end tests of the seed playbooks.
+
+One Grace runs for the whole module (booting takes seconds); each test injects
+one fault with the real fault injector and watches the world and the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from grace import bus as bus_mod
+from grace import cliutil, demo, events, topology
+from grace.embedded import free_port, read_url
+from grace.logwatch import LogWatcher, last_seq
+
+BOOT_TIMEOUT_S = 120
+
+
+@dataclass
+class Running:
+    root: Path  # the example system's working copy
+    config: Path
+    proc: subprocess.Popen[bytes]
+    http: str
+    log: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / ".grace"
+
+    def ctx(self) -> cliutil.Context:
+        return cliutil.load_context(str(self.config))
+
+    def dashboard(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.http}/operator/dashboard", timeout=5) as resp:
+            return json.loads(resp.read())  # type: ignore[no-any-return]
+
+    def dashboard_file(self) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-m", "grace.cli", "dashboard", "--json", "-c",
+                              str(self.config)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    def fault(self, kind: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "grace.cli", "demo", "fault", kind, "-c",
+                              str(self.config)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+
+def _configure(root: Path) -> Path:
+    """Fast cycles and free ports, so tests don't wait and don't collide."""
+    cfg = root / "grace.yaml"
+    text = cfg.read_text()
+    api_port, http_port = free_port(), free_port()
+    text = text.replace("interval: 10s", "interval: 1s")
+    text = text.replace("18080", str(api_port))
+    text = re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{http_port}"', text)
+    text += ("thresholds: {sustained_samples: 2, error_repeats: 5, trend_min_samples: 6, "
+             "error_rate_limit: 60}\n")
+    cfg.write_text(text)
+    # keep the example's git tree clean: create_upgrade_pr refuses a dirty one
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-C", str(root),
+                    "commit", "-q", "-am", "test settings"], check=True)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def grace_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    root = tmp_path_factory.mktemp("e2e") / "system"
+    demo.init_copy(root)
+    cfg = _configure(root)
+    http = re.search(r'listen: "([^"]+)"', cfg.read_text())
+    assert http
+    log = root / "up.log"
+    out = open(log, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    running = Running(root, cfg, proc, f"http://{http.group(1)}", log)
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    while "phase 7/7" not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"grace up did not boot:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+    yield running
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    out.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def log_bus(grace_up: Running) -> AsyncIterator[bus_mod.Bus]:
+    url = read_url(grace_up.data_dir)
+    assert url, "grace up wrote no nats.url"
+    b = await bus_mod.connect(url, host="demo", source="grace/demo/e2e-test")
+    yield b
+    await b.close()
+
+
+async def watch_from_now(b: bus_mod.Bus) -> LogWatcher:
+    return LogWatcher(b, await last_seq(b) + 1).start()
+
+
+def of_type(seen: list[events.Event], cls: type[events.Payload],
+            pred: Callable[[Any], bool] = lambda _d: True) -> list[Any]:
+    return [e.data for e in seen if isinstance(e.data, cls) and pred(e.data)]
+
+
+async def expect(w: LogWatcher, cls: type[events.Payload], pred: Callable[[Any], bool] = lambda _d: True,
+                 timeout: float = 30.0) -> Any:
+    """Wait for an event of `cls` matching `pred` in the log; fail with what was seen."""
+    ok = await w.wait(lambda seen: bool(of_type(seen, cls, pred)), timeout)
+    if not ok:
+        kinds: dict[str, int] = {}
+        for e in w.seen:
+            kinds[e.type] = kinds.get(e.type, 0) + 1
+        why = [repr(e.data) for e in w.seen if isinstance(e.data, (
+            events.CommandFailed, events.DecisionSuppressed, events.CheckFailed, events.VerifyFailed))]
+        raise AssertionError(f"no {cls.TYPE} within {timeout}s; the log had: {kinds}; "
+                             f"failures and suppressions: {why[:6]}")
+    return of_type(w.seen, cls, pred)[0]
+
+
+def succeeded(action: str) -> Callable[[Any], bool]:
+    return lambda d: d.action == action
+
+
+async def eventually(pred: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.2)
+
+
+def kernel_pids(host: str, kernel: str) -> set[int]:
+    return {p.pid for p in demo.kernel_processes(host, kernel)}
+
+
+def kernel_states(host: str, kernel: str) -> set[str]:
+    out = set()
+    for p in demo.kernel_processes(host, kernel):
+        try:
+            out.add(p.status())
+        except Exception:  # noqa: BLE001 - exited meanwhile
+            pass
+    return out
+
+
+__all__ = ["Running", "expect", "eventually", "kernel_pids", "kernel_states", "of_type", "os",
+           "succeeded", "topology", "watch_from_now"]
