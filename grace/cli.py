@@ -11,9 +11,8 @@ import sys
 import click
 
 from grace import __version__, events
-from grace.cliutil import (config_option, data_dir_option, fail, guarded, load_context,
-                           nats_option, run, setup_logging, stage_options)
-from grace.errors import EventError, ExitCode
+from grace.cliutil import fail, guarded, load_context, run, setup_logging, stage_options
+from grace.errors import EventError
 
 # Each module exposes `register(group: click.Group) -> None`.
 STAGE_CLI_MODULES = (

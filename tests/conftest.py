@@ -13,7 +13,6 @@ import pytest
 import pytest_asyncio
 
 from grace import bus as bus_mod
-from grace import topology
 from grace.embedded import EmbeddedServer
 
 REPO = Path(__file__).resolve().parent.parent
