@@ -28,6 +28,7 @@ MODULES = (
     "bench.replay",
     "bench.monitor",
     "bench.e2e",
+    "bench.idle",
 )
 
 
