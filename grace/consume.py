@@ -67,7 +67,7 @@ class PullConsumer(Generic[T]):
                  handler: Callable[[list[Delivery[T]]], Awaitable[None]], *,
                  decoder: Callable[[bytes], T] = events.decode,  # type: ignore[assignment]
                  stage: str = "consumer", ack: AckMode = "all", batch: int = 2000,
-                 max_buffer: int = 10000, expires: float = 2.0, start_seq: int = 1) -> None:
+                 max_buffer: int = 10000, expires: float = 10.0, start_seq: int = 1) -> None:
         self.bus, self.stream, self.ensure, self.handler = bus, stream, ensure, handler
         self.decoder, self.stage, self.ack = decoder, stage, ack
         self.batch, self.max_buffer, self.expires = batch, max_buffer, expires
@@ -171,7 +171,7 @@ class PullConsumer(Generic[T]):
                 if not self._buf:
                     self.idle.set()
                     self._wake.clear()
-                    wait = self.expires / 2
+                    wait = min(self.expires / 2, 5.0)
                     try:
                         await asyncio.wait_for(self._wake.wait(), wait)
                     except asyncio.TimeoutError:
