@@ -1,0 +1,104 @@
+"""CLI: `grace project`, `grace replay`, `grace dashboard`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+
+import click
+
+from grace.cliutil import (config_option, data_dir_option, fail, guarded, load_context, run,
+                           stage_options)
+from grace.errors import GraceError
+
+
+@click.command()
+@stage_options
+@guarded
+def project(config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
+    """Follow the log into <data_dir>/projection.duckdb; publish <data_dir>/dashboard.duckdb."""
+    from projections.stage import run_stage
+
+    ctx = load_context(config_path, nats_url, data_dir)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_stage(ctx, stop)
+
+    run(go())
+
+
+@click.command()
+@click.option("--into", "into", required=True, type=click.Path(dir_okay=False),
+              help="The new DuckDB file to build.")
+@click.option("--force", is_flag=True, help="Replace --into if it exists.")
+@click.option("--until", "until_seq", type=int, help="Stop at this sequence (default: the last now).")
+@stage_options
+@guarded
+def replay(into: str, force: bool, until_seq: int | None, config_path: str | None,
+           nats_url: str | None, data_dir: str | None) -> None:
+    """Rebuild a projection from sequence 1 of the log into a new file."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
+                               TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+    from projections.replay import replay_into
+
+    ctx = load_context(config_path, nats_url, data_dir)
+    url = ctx.url()
+    dest = Path(into).resolve()
+    started = time.perf_counter()
+    columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[rate]} events/s"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, transient=False, console=None) as bar:
+        task = bar.add_task("replay", total=None, rate="-")
+
+        def progress(done: int, total: int) -> None:
+            elapsed = max(time.perf_counter() - started, 1e-6)
+            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}")
+
+        try:
+            last = replay_into(url, dest, force=force, until_seq=until_seq, progress=progress)
+        except GraceError as exc:
+            bar.stop()
+            fail(str(exc), exc.exit_code)
+            return
+    elapsed = time.perf_counter() - started
+    click.echo(f"replayed sequences 1..{last} into {dest} in {elapsed:.1f}s "
+               f"({last / max(elapsed, 1e-6):,.0f} events/s)")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="The /operator/dashboard JSON.")
+@click.option("--file", "file", type=click.Path(dir_okay=False),
+              help="Dashboard file (default: <data_dir>/dashboard.duckdb).")
+@config_option
+@data_dir_option
+@guarded
+def dashboard(as_json: bool, file: str | None, config_path: str | None, data_dir: str | None) -> None:
+    """Show the dashboard from the published dashboard file (read-only)."""
+    from projections.dashboard import read_dashboard, render
+    from projections.stage import dashboard_path
+
+    ctx = load_context(config_path, None, data_dir)
+    path = Path(file) if file else dashboard_path(ctx.data_dir)
+    if not path.is_file():
+        fail(f"no dashboard file at {path}: start the projection (`grace project` or `grace up`) "
+             "so it publishes one, or pass --file (e.g. a `grace replay --into` result).")
+    body = read_dashboard(path, window_s=float(ctx.cfg.projection.degraded_window))
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
+    else:
+        render(body, path)
+
+
+def register(group: click.Group) -> None:
+    for cmd in (project, replay, dashboard):
+        group.add_command(cmd)
+

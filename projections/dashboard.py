@@ -1,0 +1,77 @@
+"""Read the published dashboard file (read-only) and show it in a terminal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from grace.errors import GraceError
+from projections import queries
+from projections.store import utcnow
+
+
+class DashboardError(GraceError):
+    """The dashboard file cannot be read."""
+
+
+def read_dashboard(path: Path, *, window_s: float, now: datetime | None = None) -> dict[str, Any]:
+    """The dashboard JSON computed from a projection file opened read-only."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise DashboardError(f"cannot open dashboard file {path} read-only: {exc}. Pass the "
+                             "dashboard.duckdb that `grace project` publishes, or a file built by "
+                             "`grace replay --into`.") from None
+    try:
+        return queries.dashboard(con, now=now or utcnow(), window_s=window_s)
+    except duckdb.Error as exc:
+        raise DashboardError(f"{path} is not a Grace projection ({exc}); pass the "
+                             "dashboard.duckdb that `grace project` publishes.") from None
+    finally:
+        con.close()
+
+
+def _style(value: Any) -> str:
+    if isinstance(value, bool):
+        return "[green]yes[/]" if value else "no"
+    good = {"healthy", "running", "complete"}
+    bad = {"critical", "failed", "stopped"}
+    if value in good:
+        return f"[green]{value}[/]"
+    if value in bad or (isinstance(value, str) and value.startswith("failed")):
+        return f"[red]{value}[/]"
+    if value in {"degraded", "booting"}:
+        return f"[yellow]{value}[/]"
+    return str(value)
+
+
+def render(body: dict[str, Any], path: Path) -> None:
+    """A readable rich layout of the dashboard JSON."""
+    from rich.columns import Columns
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]Grace[/] {_style(body['system_state'])}  health {_style(body['health'])}"
+                  f"  boot {_style(body['boot_phase'])}  at {body['timestamp']}  ({path})")
+    panels = []
+    for section in ("kernels", "security", "triggers", "snapshots", "watchdogs"):
+        table = Table.grid(padding=(0, 2))
+        for key, value in body[section].items():
+            if key == "issue_counts":
+                continue
+            table.add_row(key.replace("_", " "), _style(value) if value is not None else "-")
+        panels.append(Panel(table, title=section, expand=True))
+    console.print(Columns(panels))
+    counts = body["triggers"]["issue_counts"]
+    if counts:
+        t = Table(title="issues by trigger")
+        t.add_column("trigger")
+        t.add_column("count", justify="right")
+        for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            t.add_row(name, str(n))
+        console.print(t)

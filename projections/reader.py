@@ -1,0 +1,137 @@
+"""The replay's reader process: GRACE_EVENTS from a sequence, as framed batches on stdout.
+
+`python -m projections.reader URL START [UNTIL]`. Reading NATS (protocol
+parsing, the pull loop) and reducing + writing DuckDB each need about one core
+at replay speed; two processes use both cores instead of sharing one GIL.
+Frames: 4-byte big-endian length, then msgpack. The first frame is
+`{"until": N}`; each next one is a list of [seq, subject, raw] up to N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import struct
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+import msgspec
+
+from grace import topology
+from grace.bus import connect
+from grace.consume import Delivery, PullConsumer, parse_ack_subject
+
+PULL = 5_000
+_HEADER = struct.Struct(">I")
+_encoder = msgspec.msgpack.Encoder()
+_batch_decoder = msgspec.msgpack.Decoder(list[tuple[int, str, bytes]])
+
+
+def frame(obj: Any) -> bytes:
+    body = _encoder.encode(obj)
+    return _HEADER.pack(len(body)) + body
+
+
+class RangeConsumer(PullConsumer[bytes]):
+    """PullConsumer whose batches go out as frames without a Delivery per message.
+
+    A replay reads every message exactly once, ack-less, and decodes nothing: the
+    per-message Delivery and subject/reply decoding of the general loop were a
+    fifth of this process's CPU. Pulling, reconnects and `ensure` stay the base's.
+    """
+
+    def __init__(self, *args: Any, until: int, out: asyncio.StreamWriter, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.until, self.out = until, out
+
+    async def _handle(self, msgs: list[tuple[bytes, bytes, bytes]]) -> None:
+        until, batch = self.until, []
+        for subject, reply, data in msgs:
+            tokens = reply.split(b".")
+            seq = int(tokens[5] if len(tokens) == 9 else tokens[7])
+            if self.next_seq <= seq <= until:
+                batch.append((seq, subject.decode(), data))
+        last_seq, _, self.pending = parse_ack_subject(msgs[-1][1])
+        self.next_seq = max(self.next_seq, last_seq + 1)
+        self.handled += len(batch)
+        if batch:
+            self.out.write(frame(batch))
+            await self.out.drain()  # the writer is behind: stop pulling until it catches up
+
+
+def read_frames(stream: IO[bytes]) -> Iterator[bytes]:
+    """The frame bodies of `stream` until EOF."""
+    while True:
+        head = stream.read(4)
+        if len(head) < 4:
+            return
+        (n,) = _HEADER.unpack(head)
+        body = stream.read(n)
+        if len(body) < n:
+            return
+        yield body
+
+
+def decode_batch(body: bytes) -> list[tuple[int, str, bytes]]:
+    return _batch_decoder.decode(body)
+
+
+async def read(url: str, start: int, until: int | None) -> None:
+    bus = await connect(url, host="replay", source="grace/replay/reader", name="grace-replay-reader")
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, sys.stdout.buffer)
+    out = asyncio.StreamWriter(transport, protocol, None, loop)
+    try:
+        info = await bus.js.stream_info(topology.EVENTS)
+        last = int(info.state.last_seq)
+        until = last if until is None else min(until, last)  # never wait for events to come
+        out.write(frame({"until": until}))
+        if until < start:
+            return
+
+        async def ensure(next_seq: int) -> str:
+            return await topology.ensure_consumer(bus.js, topology.EVENTS,
+                                                  topology.reader_consumer_config(next_seq))
+
+        consumer = RangeConsumer(bus, topology.EVENTS, ensure, _unused, decoder=bytes,
+                                 stage="replay", ack="none", batch=PULL, max_buffer=4 * PULL,
+                                 start_seq=start, until=until, out=out)
+
+        async def watch() -> None:
+            while consumer.next_seq <= until:
+                await asyncio.sleep(0.01)
+            consumer.stop()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await consumer.run()
+        finally:
+            watcher.cancel()
+    finally:
+        await out.drain()
+        out.close()
+        await bus.close()
+
+
+async def _unused(_: list[Delivery[bytes]]) -> None:  # RangeConsumer writes frames itself
+    raise AssertionError("not called")
+
+
+def main(argv: list[str]) -> int:
+    url, start = argv[0], int(argv[1])
+    until = int(argv[2]) if len(argv) > 2 else None
+    gc.set_threshold(200_000, 50, 100)  # allocation-heavy, few cycles: collect rarely
+    try:
+        asyncio.run(read(url, start, until))
+    except BrokenPipeError:
+        return 1  # the writer went away; it reports why
+    except Exception as exc:  # noqa: BLE001 - the parent prints this for the operator
+        print(f"replay reader: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,280 @@
+"""The projection as a pure function of events: (seq, subject, raw bytes) in, rows out.
+
+Decoding is the envelope first (data kept raw, for the `events` table) and the
+data by its type second: the same validation as `events.decode`, about twice
+as fast as decoding the whole tagged union (measured here: 230k/s vs 120k/s).
+A type this version does not know, or a payload that does not validate, still
+becomes an `events` row (with `error` set) and is counted; it never raises.
+The only state carried between batches is the current state of each kernel.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from grace import events
+
+Item = tuple[int, str, bytes]  # stream sequence, NATS subject, raw message
+Row = tuple[Any, ...]
+KernelKey = tuple[str, str, int]
+
+_json = msgspec.json.Encoder(order="sorted")
+_envelope = msgspec.json.Decoder(events.Envelope)  # = events.decode_envelope without the wrapper call
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(cls) for name, cls in events.PAYLOAD_CLASSES.items()}
+_CATEGORY = {name: cls.CATEGORY for name, cls in events.PAYLOAD_CLASSES.items()}
+
+
+@dataclass
+class Rows:
+    """Rows of one batch, per table, plus the position they bring the projection to."""
+
+    tables: defaultdict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    last_seq: int = 0
+    last_event_time: datetime | None = None
+    unknown: int = 0  # events with an unknown type or an invalid payload
+
+    def count(self, table: str) -> int:
+        return len(self.tables.get(table, ()))
+
+
+@dataclass
+class Kernel:
+    """Current state of one kernel instance (a `kernels` row)."""
+
+    host: str
+    kernel: str
+    instance: int
+    state: str = "unknown"
+    pid: int | None = None
+    critical: bool = False
+    exit_code: int | None = None
+    restarts: int = 0
+    last_type: str = ""
+    last_seq: int = 0
+    updated_at: datetime | None = None
+
+    def row(self) -> Row:
+        return (self.host, self.kernel, self.instance, self.state, self.pid, self.critical,
+                self.exit_code, self.restarts, self.last_type, self.last_seq, self.updated_at)
+
+
+Handler = Callable[["Reducer", Rows, int, events.Envelope, Any], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*types: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for t in types:
+            HANDLERS[t] = fn
+        return fn
+    return register
+
+
+def category_of_subject(subject: str) -> str:
+    """`grace.events.<category>.<type>.<host>` -> category ('' if not of that shape)."""
+    parts = subject.split(".")
+    return parts[2] if len(parts) >= 5 and parts[0] == "grace" and parts[1] == "events" else ""
+
+
+class Reducer:
+    """Folds batches of raw events into rows; remembers the kernels' current state."""
+
+    def __init__(self, kernels: Iterable[Kernel] = ()) -> None:
+        self.kernels: dict[KernelKey, Kernel] = {(k.host, k.kernel, k.instance): k for k in kernels}
+        self._changed: set[KernelKey] = set()
+
+    def reduce(self, items: Sequence[Item]) -> Rows:
+        """Rows for `items` (in stream order)."""
+        rows = Rows()
+        ev_rows: list[Row] = []
+        rows.tables["events"] = ev_rows
+        decode_env = _envelope.decode
+        for seq, subject, raw in items:
+            try:
+                env = decode_env(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                rows.unknown += 1
+                ev_rows.append((seq, None, None, category_of_subject(subject), None, None, None,
+                                None, None, f"not a CloudEvents envelope: {exc}"))
+                continue
+            error = None
+            decoder = _DECODERS.get(env.type)
+            if decoder is None:
+                error = f"unknown event type {env.type!r} (not in this version's grace.events)"
+            else:
+                try:
+                    data = decoder.decode(env.data)
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    error = f"invalid data for {env.type}: {exc}"
+                else:
+                    handler = HANDLERS.get(env.type)
+                    if handler is not None:
+                        handler(self, rows, seq, env, data)
+            if error is not None:
+                rows.unknown += 1
+            ev_rows.append((seq, env.time, env.type,
+                            _CATEGORY.get(env.type) or category_of_subject(subject), env.host,
+                            env.subject, env.source, env.id, bytes(env.data), error))
+            rows.last_event_time = env.time
+        if items:
+            rows.last_seq = items[-1][0]
+        if self._changed:
+            rows.tables["kernels"] = [self.kernels[k].row() for k in sorted(self._changed)]
+            self._changed.clear()
+        return rows
+
+    def kernel(self, env: events.Envelope, seq: int, data: events.KernelEvent) -> Kernel:
+        key = (env.host, data.kernel, data.instance)
+        k = self.kernels.get(key)
+        if k is None:
+            k = self.kernels[key] = Kernel(env.host, data.kernel, data.instance)
+        k.last_type, k.last_seq, k.updated_at = data.TYPE, seq, env.time
+        self._changed.add(key)
+        return k
+
+
+# ---------------------------------------------------------------- derived tables
+
+
+_KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    t: getattr(events.PAYLOAD_CLASSES[t], "KEY_FIELDS") for t in events.TRIGGER_TYPES}
+_key_cache: dict[tuple[Any, ...], str] = {}
+
+
+def finding_key_json(d: events.Trigger) -> str:
+    """`events.finding_key` as sorted JSON text; memoised because keys repeat a lot."""
+    values = (d.TYPE, *[getattr(d, f) for f in _KEY_FIELDS[d.TYPE]])
+    text = _key_cache.get(values)
+    if text is None:
+        if len(_key_cache) > 50_000:  # keys are few in practice; stay bounded anyway
+            _key_cache.clear()
+        text = _key_cache[values] = _json.encode(events.finding_key(d)).decode()
+    return text
+
+
+@handles(*(t for t in events.TRIGGER_TYPES if t != "condition_cleared"))
+def _issue(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.Trigger) -> None:
+    rows.tables["issues"].append((seq, env.time, env.host, d.TYPE, d.trigger or d.TYPE, d.severity,
+                                  finding_key_json(d), getattr(d, "kernel", None)))
+
+
+@handles("condition_cleared")
+def _cleared(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+             d: events.ConditionCleared) -> None:
+    rows.tables["clearances"].append((seq, env.time, env.host, d.condition, _json.encode(d.key).decode(),
+                            d.active_s))
+
+
+@handles("check_completed")
+def _check_completed(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+                     d: events.CheckCompleted) -> None:
+    rows.tables["checks"].append((seq, env.time, env.host, d.trigger, d.outcome, d.duration_ms, d.findings,
+                        d.cycle, d.reason or None, False, _json.encode(d.stats).decode()))
+
+
+@handles("check_failed")
+def _check_failed(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+                  d: events.CheckFailed) -> None:
+    rows.tables["checks"].append((seq, env.time, env.host, d.trigger, "failed", d.duration_ms, 0, d.cycle,
+                        d.error, d.timed_out, "{}"))
+
+
+@handles("command_issued")
+def _command_issued(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+                    d: events.CommandIssued) -> None:
+    rows.tables["decisions"].append((seq, env.time, env.host, d.TYPE, d.playbook, d.target, d.command_id,
+                           d.action, d.reason, d.route))
+    rows.tables["commands"].append((seq, env.time, env.host, d.command_id, d.playbook, d.action, d.target,
+                          d.route, d.reason, _json.encode(d.params).decode()))
+
+
+@handles("decision_suppressed")
+def _suppressed(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+                d: events.DecisionSuppressed) -> None:
+    rows.tables["decisions"].append((seq, env.time, env.host, d.TYPE, d.playbook, d.target, None, None,
+                           d.reason, d.detail))
+
+
+@handles("verify_passed", "verify_failed")
+def _verify(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: Any) -> None:
+    detail = getattr(d, "detail", "") or getattr(d, "escalation", None)
+    rows.tables["decisions"].append((seq, env.time, env.host, d.TYPE, d.playbook, d.target, d.command_id,
+                           None, None, detail))
+
+
+@handles("command_succeeded", "command_failed", "command_skipped")
+def _result(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.Result) -> None:
+    outcome = d.TYPE.removeprefix("command_")
+    rows.tables["results"].append((seq, env.time, env.host, outcome, d.command_id, d.action, d.target,
+                         d.playbook, d.duration_ms, getattr(d, "reason", None),
+                         _json.encode(d.details).decode()))
+
+
+@handles("snapshot_policy")
+def _policy(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.SnapshotPolicy) -> None:
+    rows.tables["snapshots"].append((seq, env.time, env.host, d.TYPE, d.dir, None, None, None, None))
+
+
+@handles("snapshot_taken", "snapshot_refused", "snapshot_pruned", "snapshot_accepted",
+         "snapshot_restored")
+def _snapshot(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: Any) -> None:
+    rows.tables["snapshots"].append((seq, env.time, env.host, d.TYPE, d.path, getattr(d, "snapshot", None),
+                           d.kind, getattr(d, "sha256", None), getattr(d, "reason", None)))
+
+
+@handles("boot_phase")
+def _boot(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.BootPhase) -> None:
+    rows.tables["boot_phases"].append((seq, env.time, env.host, d.TYPE, d.phase, d.name, d.status, d.detail))
+
+
+@handles("system_stopped")
+def _stopped(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.SystemStopped) -> None:
+    rows.tables["boot_phases"].append((seq, env.time, env.host, d.TYPE, None, "stopped", "stopped", d.reason))
+
+
+# ---------------------------------------------------------------- kernels (current state)
+
+
+@handles("kernel_started")
+def _k_started(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.KernelStarted) -> None:
+    k = r.kernel(env, seq, d)
+    k.state, k.pid, k.critical, k.exit_code = "running", d.pid, d.critical, None
+
+
+@handles("kernel_exited")
+def _k_exited(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.KernelExited) -> None:
+    k = r.kernel(env, seq, d)
+    # an exit Grace asked for (stop, scale down) is not a failure
+    k.state, k.exit_code = ("stopped" if d.expected else "failed"), d.code
+
+
+@handles("kernel_restarted")
+def _k_restarted(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+                 d: events.KernelRestarted) -> None:
+    k = r.kernel(env, seq, d)
+    k.state, k.pid, k.exit_code = "running", d.pid, None
+    k.restarts += 1
+
+
+@handles("kernel_suspended")
+def _k_suspended(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.KernelEvent) -> None:
+    r.kernel(env, seq, d).state = "suspended"
+
+
+@handles("kernel_resumed")
+def _k_resumed(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.KernelEvent) -> None:
+    r.kernel(env, seq, d).state = "running"
+
+
+@handles("kernel_scaled")
+def _k_scaled(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.KernelScaled) -> None:
+    # the pool's new instances report kernel_started/exited themselves; note the event only
+    if (env.host, d.kernel, d.instance) in r.kernels:
+        r.kernel(env, seq, d)

@@ -1,0 +1,122 @@
+"""`grace project`: follow GRACE_EVENTS into `<data_dir>/projection.duckdb`.
+
+An ephemeral, ack-less reader starts at the stored last sequence + 1 (and is
+re-created from there after a reconnect). The live file is private to this
+process; every `projection.publish_every` (when something changed) and at a
+clean shutdown it is copied to `<data_dir>/dashboard.duckdb`, the file anyone
+may open read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from grace import topology
+from grace.bus import Bus
+from grace.cliutil import Context
+from grace.consume import Delivery, PullConsumer
+from projections.projector import Projector
+from projections.store import open_live
+
+log = logging.getLogger(__name__)
+
+LIVE_FILE = "projection.duckdb"
+DASHBOARD_FILE = "dashboard.duckdb"
+HEARTBEAT_S = 5.0
+
+
+def live_path(data_dir: Path) -> Path:
+    return data_dir / LIVE_FILE
+
+
+def dashboard_path(data_dir: Path) -> Path:
+    return data_dir / DASHBOARD_FILE
+
+
+async def _every(seconds: float, stop: asyncio.Event) -> bool:
+    """Sleep `seconds` unless `stop` is set first; True while running."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return not stop.is_set()
+
+
+async def publisher(projector: Projector, dest: Path, every: float, stop: asyncio.Event) -> None:
+    """Publish the dashboard file when the projection moved on since the last time."""
+    published = -1
+    while True:
+        if projector.applied_seq != published or not dest.exists():
+            try:
+                published = await projector.publish(dest)
+            except Exception as exc:  # noqa: BLE001 - keep projecting; say what failed
+                log.error("publishing %s failed: %r; retrying in %.0fs (check disk space and "
+                          "permissions of %s)", dest, exc, every, dest.parent)
+        if not await _every(every, stop):
+            return
+
+
+async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
+    """Project the log until `stop` is set; publish the dashboard file on the way out."""
+    from projections.http import serve
+
+    data_dir = ctx.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    bus = await ctx.bus("projector")
+    try:
+        store = await asyncio.to_thread(open_live, live_path(data_dir))
+    except BaseException:
+        await bus.close()
+        raise
+    projector = Projector(store)
+    dest = dashboard_path(data_dir)
+    log.info("projecting GRACE_EVENTS from sequence %d into %s", projector.applied_seq + 1,
+             store.path)
+
+    async def ensure(next_seq: int) -> str:
+        start = max(next_seq, projector.reduced_seq + 1)
+        return await topology.ensure_consumer(bus.js, topology.EVENTS,
+                                              topology.reader_consumer_config(start))
+
+    async def on_batch(ds: list[Delivery[bytes]]) -> None:
+        await projector.feed([(d.seq, d.subject, d.item) for d in ds])
+
+    consumer: PullConsumer[bytes] = PullConsumer(
+        bus, topology.EVENTS, ensure, on_batch, decoder=bytes, stage="projector", ack="none",
+        batch=5000, max_buffer=20000, start_seq=projector.applied_seq + 1)
+    http = await serve(ctx.cfg, projector, bus)
+    tasks = [asyncio.create_task(consumer.run(), name="consume"),
+             asyncio.create_task(publisher(projector, dest, float(ctx.cfg.projection.publish_every),
+                                           stop), name="publish"),
+             asyncio.create_task(_heartbeats(bus, stop), name="heartbeat")]
+    try:
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        for t in done:
+            if t is not stopper and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        consumer.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if http is not None:
+            await http.cleanup()
+        await projector.flush()
+        try:
+            await projector.publish(dest)
+        finally:
+            await projector.close()
+            await bus.close()
+        log.info("projection stopped at sequence %d; %s published", projector.applied_seq, dest)
+
+
+async def _heartbeats(bus: Bus, stop: asyncio.Event) -> None:
+    while True:
+        try:
+            await bus.heartbeat("project", "stage")
+        except Exception as exc:  # noqa: BLE001 - disconnected: the next one will do
+            log.debug("heartbeat not sent: %r", exc)
+        if not await _every(HEARTBEAT_S, stop):
+            return

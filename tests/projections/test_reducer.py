@@ -1,0 +1,80 @@
+"""The reducer alone: raw events in, rows out (no DuckDB, no NATS)."""
+
+from __future__ import annotations
+
+import json
+
+from grace import events
+from projections.reducer import Reducer
+from tests.projections import sample
+
+
+def items(pairs: list[tuple[str, bytes]], first: int = 1) -> list[tuple[int, str, bytes]]:
+    return [(first + i, s, raw) for i, (s, raw) in enumerate(pairs)]
+
+
+def test_every_event_becomes_an_events_row_and_derived_rows_follow_their_type() -> None:
+    rows = Reducer().reduce(items(sample.encoded()))
+    assert rows.count("events") == len(sample.story())
+    assert rows.last_seq == len(sample.story())
+    assert rows.unknown == 0
+    assert rows.count("issues") == 5
+    assert rows.count("clearances") == 1
+    assert rows.count("checks") == 3
+    assert rows.count("commands") == 2
+    assert rows.count("results") == 2
+    assert rows.count("boot_phases") == 2
+    first = rows.tables["events"][0]
+    assert first[0] == 1 and first[2] == "boot_phase" and first[3] == "boot" and first[4] == "web-1"
+    assert json.loads(first[8]) == {"phase": 1, "name": "preflight", "status": "started", "detail": ""}
+
+
+def test_issue_rows_carry_trigger_name_and_finding_key() -> None:
+    rows = Reducer().reduce(items(sample.encoded()))
+    backlog = next(r for r in rows.tables["issues"] if r[3] == "queue_backlog")
+    assert backlog[4] == "latency_queue"
+    assert json.loads(backlog[6]) == {"kernel": "worker"}
+    assert backlog[7] == "worker"
+
+
+def test_kernel_state_is_carried_across_batches() -> None:
+    pairs = sample.encoded()
+    r = Reducer()
+    r.reduce(items(pairs[:12]))
+    rows = r.reduce(items(pairs[12:], first=13))
+    states = {(row[1], row[2]): row[3] for row in rows.tables["kernels"]}
+    assert states == {("batch", 0): "failed", ("worker", 1): "suspended"}
+    assert {(k.kernel, k.instance): k.state for k in r.kernels.values()} == {
+        ("api", 0): "running", ("worker", 0): "running", ("worker", 1): "suspended",
+        ("batch", 0): "failed"}
+
+
+def test_restart_counts_and_expected_exit_is_stopped_not_failed() -> None:
+    evs = [events.KernelStarted(kernel="api", pid=1), events.KernelRestarted(kernel="api", pid=2),
+           events.KernelRestarted(kernel="api", pid=3, attempt=2),
+           events.KernelExited(kernel="api", pid=3, code=0, expected=True)]
+    raws = [("s", events.encode(events.make_event(p, host="h", source="t"))) for p in evs]
+    rows = Reducer().reduce(items(raws))
+    (k,) = rows.tables["kernels"]
+    assert k[3:8] == ("stopped", 3, False, 0, 2)
+
+
+def test_unknown_type_bad_payload_and_garbage_are_kept_and_counted() -> None:
+    good = events.encode(events.make_event(events.SystemStopped(), host="h", source="t"))
+    unknown = json.dumps({"specversion": "1.0", "id": "u1", "source": "x", "type": "future_thing",
+                          "time": "2026-01-01T00:00:00Z", "host": "h", "data": {"a": 1}}).encode()
+    bad = json.dumps({"specversion": "1.0", "id": "b1", "source": "x", "type": "kernel_started",
+                      "time": "2026-01-01T00:00:00Z", "host": "h", "data": {"kernel": 5}}).encode()
+    garbage = b"\x00not json"
+    rows = Reducer().reduce([(1, "grace.events.boot.system_stopped.h", good),
+                             (2, "grace.events.future.future_thing.h", unknown),
+                             (3, "grace.events.kernel.kernel_started.h", bad),
+                             (4, "grace.events.weird.x.h", garbage)])
+    assert rows.unknown == 3
+    ev = {r[0]: r for r in rows.tables["events"]}
+    assert ev[1][9] is None
+    assert ev[2][2] == "future_thing" and ev[2][3] == "future" and "unknown event type" in ev[2][9]
+    assert json.loads(ev[2][8]) == {"a": 1}
+    assert ev[3][2] == "kernel_started" and "invalid data" in ev[3][9]
+    assert ev[4][3] == "weird" and ev[4][2] is None and "envelope" in ev[4][9]
+    assert rows.count("kernels") == 0  # the invalid kernel_started changed no state

@@ -1,0 +1,100 @@
+"""The DuckDB writer: batches are atomic with their position; bad files are set aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from projections.reducer import Reducer
+from projections.store import ProjectionError, Store, open_live
+from tests.projections import sample
+
+
+def batch(first: int, last: int) -> list[tuple[int, str, bytes]]:
+    pairs = sample.encoded()
+    return [(i, *pairs[i - 1]) for i in range(first, last + 1)]
+
+
+def test_a_batch_that_fails_leaves_neither_rows_nor_position(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "p.duckdb")
+    reducer = Reducer()
+    store.apply(reducer.reduce(batch(1, 10)))
+    rows = reducer.reduce(batch(11, 30))
+    assert rows.count("results") == 2
+    store.con.execute("DROP TABLE results")  # the batch fails after its events went in
+    with pytest.raises(duckdb.CatalogException):
+        store.apply(rows)
+    assert store.last_seq() == 10
+    assert store.con.execute("SELECT count(*), max(seq) FROM events").fetchone() == (10, 10)
+    assert store.con.execute("SELECT events FROM projection_state").fetchone() == (10,)
+
+
+def test_position_and_kernels_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "p.duckdb"
+    store = Store.open(path)
+    store.apply(Reducer().reduce(batch(1, 15)))
+    store.close()
+    again = Store.open(path)
+    assert again.last_seq() == 15
+    assert {(k.kernel, k.instance, k.state) for k in again.kernels()} == {
+        ("api", 0, "running"), ("worker", 0, "running"), ("worker", 1, "suspended"),
+        ("batch", 0, "failed")}
+    again.close()
+
+
+def test_corrupt_live_file_is_quarantined_never_deleted_and_a_new_one_started(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "projection.duckdb"
+    path.write_bytes(b"this is not a duckdb file" * 1000)
+    store = open_live(path)
+    assert store.last_seq() == 0
+    store.close()
+    (kept,) = tmp_path.glob("projection.duckdb.corrupt-*")
+    assert kept.read_bytes() == b"this is not a duckdb file" * 1000
+    assert "rebuilding the projection from the log" in caplog.text
+
+
+def test_file_of_another_projection_version_is_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "projection.duckdb"
+    Store.open(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE projection_state SET version = version + 100")
+    con.close()
+    with pytest.raises(ProjectionError, match="version"):
+        Store.open(path)
+    open_live(path).close()
+    assert len(list(tmp_path.glob("projection.duckdb.corrupt-*"))) == 1
+
+
+async def test_redelivered_events_after_a_reconnect_are_not_applied_twice(tmp_path: Path) -> None:
+    from projections.projector import Projector
+
+    projector = Projector(Store.open(tmp_path / "p.duckdb"))
+    await projector.feed(batch(1, 10))
+    await projector.feed(batch(5, 20))  # a re-created consumer starts a little early
+    await projector.flush()
+    con = projector.store.con
+    assert con.execute("SELECT count(*), count(DISTINCT seq) FROM events").fetchone() == (20, 20)
+    assert projector.applied_seq == projector.store.last_seq() == 20
+    await projector.close()
+
+
+def test_values_that_do_not_fit_a_column_become_null_and_the_event_is_kept(tmp_path: Path) -> None:
+    import json
+
+    not_utf8 = (b'{"specversion":"1.0","id":"x","source":"s","type":"future","time":'
+                b'"2026-01-01T00:00:00Z","host":"h","data":{"a":"\xff\xfe"}}')
+    huge_pid = json.dumps({"specversion": "1.0", "id": "k", "source": "s", "type": "kernel_started",
+                           "time": "2026-01-01T00:00:01Z", "host": "h",
+                           "data": {"kernel": "api", "pid": 2**64 - 1}}).encode()
+    store = Store.open(tmp_path / "p.duckdb")
+    store.apply(Reducer().reduce([(1, "grace.events.x.future.h", not_utf8),
+                                  (2, "grace.events.kernel.kernel_started.h", huge_pid)]))
+    assert store.con.execute("SELECT seq, type, data IS NULL, error IS NOT NULL FROM events "
+                             "ORDER BY seq").fetchall() == [(1, "future", True, True),
+                                                            (2, "kernel_started", False, False)]
+    assert store.con.execute("SELECT kernel, state, pid FROM kernels").fetchall() == [
+        ("api", "running", None)]
+    assert store.last_seq() == 2
