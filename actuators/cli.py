@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 
 import click
 
 from grace import events, manifest
-from grace.cliutil import Context, guarded, load_context, run, stage_options
+from grace.cliutil import Context, guarded, load_context, run, run_until_signal, stage_options
 from grace.errors import ConnectFailed, ExitCode, GraceError
 
 
@@ -21,14 +19,7 @@ def act(config_path: str | None, nats_url: str | None, data_dir: str | None) -> 
 
     ctx = load_context(config_path, nats_url, data_dir)
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_stage(ctx, stop)
-
-    run(go())
+    run_until_signal(lambda stop: run_stage(ctx, stop))
 
 
 async def _publish_if_reachable(ctx: Context, payloads: list[events.Payload]) -> None:

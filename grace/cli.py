@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import signal
 import sys
 
 import click
 
 from grace import __version__, events
-from grace.cliutil import fail, guarded, load_context, run, setup_logging, stage_options
+from grace.cliutil import (fail, guarded, load_context, run, run_until_signal, setup_logging,
+                           stage_options)
 from grace.errors import EventError
 
 # Each module exposes `register(group: click.Group) -> None`.
@@ -64,18 +64,14 @@ def events_tail(subject: str, from_start: bool, as_json: bool, config_path: str 
              " with * and > wildcards, e.g. 'grace.events.trigger.>'")
     ctx = load_context(config_path, nats_url, data_dir)
 
-    async def go() -> None:
+    async def go(stop: asyncio.Event) -> None:
         bus = await ctx.bus("tail")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
             await tail(bus, subject, from_start=from_start, as_json_lines=as_json, stop=stop)
         finally:
             await bus.close()
 
-    run(go())
+    run_until_signal(go)
 
 
 @events_group.command("publish")

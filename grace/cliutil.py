@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -119,6 +120,18 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(int(ExitCode.INTERRUPTED))
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, Any]]) -> Any:
+    """Run `main(stop)`; SIGINT and SIGTERM set `stop` so it can finish cleanly."""
+    async def go() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await main(stop)
+
+    return run(go())
 
 
 def guarded(f: F) -> F:

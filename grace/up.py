@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ import click
 
 from grace import events
 from grace.bus import Bus
-from grace.cliutil import Context, guarded, load_context, run, stage_options
+from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
 from grace.embedded import EmbeddedServer
 from grace.logwatch import LogWatcher, last_seq
 from grace.stages import STAGES, StageProcess, Watchdog, stage_argv
@@ -152,15 +151,8 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None) -> N
         ctx.nats_url = server.start()
         click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await boot_and_run(ctx, config_path, stop)
-
     try:
-        run(go())
+        run_until_signal(lambda stop: boot_and_run(ctx, config_path, stop))
     finally:
         if server is not None:
             server.stop()

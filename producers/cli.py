@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
 
 import click
 
-from grace.cliutil import guarded, load_context, run, stage_options
+from grace.cliutil import guarded, load_context, run, run_until_signal, stage_options
 
 
 @click.command()
@@ -77,14 +75,7 @@ def produce(config_path: str | None, nats_url: str | None, data_dir: str | None)
 
     ctx = load_context(config_path, nats_url, data_dir)
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_stage(ctx, stop)
-
-    run(go())
+    run_until_signal(lambda stop: run_stage(ctx, stop))
 
 
 def register(group: click.Group) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import time
 from pathlib import Path
 
 import click
 
-from grace.cliutil import (config_option, data_dir_option, fail, guarded, load_context, run,
-                           stage_options)
+from grace.cliutil import (config_option, data_dir_option, fail, guarded, load_context,
+                           run_until_signal, stage_options)
 from grace.errors import GraceError
 
 
@@ -24,14 +22,7 @@ def project(config_path: str | None, nats_url: str | None, data_dir: str | None)
 
     ctx = load_context(config_path, nats_url, data_dir)
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_stage(ctx, stop)
-
-    run(go())
+    run_until_signal(lambda stop: run_stage(ctx, stop))
 
 
 @click.command()
