@@ -11,7 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from grace import integrity
+import msgspec
+
+from grace import integrity, manifest
+from grace.config import Config
+from producers.base import CheckError
 
 
 @dataclass(frozen=True)
@@ -64,3 +68,12 @@ class HashCache:
         self.rehashed += 1
         self._cache[path] = (st, v)
         return v
+
+
+def read_manifest(cfg: Config) -> manifest.Manifest:
+    """The snapshot manifest (the accepted baselines); CheckError when it is unreadable."""
+    try:
+        return manifest.load(cfg)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise CheckError(f"snapshot manifest {manifest.manifest_path(cfg)} is unreadable: "
+                         f"{exc}; restore it or retake snapshots (grace snapshot take)") from None

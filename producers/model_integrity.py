@@ -12,11 +12,10 @@ import asyncio
 from pathlib import Path
 from typing import ClassVar
 
-import msgspec
 
-from grace import events, manifest, protect
-from producers.base import CheckError, CheckResult, Env
-from producers.files import HashCache
+from grace import events, protect
+from producers.base import CheckResult, Env
+from producers.files import HashCache, read_manifest
 
 
 class ModelIntegrity:
@@ -34,11 +33,7 @@ class ModelIntegrity:
     def _check(self, changed: set[Path] | None) -> CheckResult:
         cfg = self.env.cfg
         self.runs += 1
-        try:
-            m = manifest.load(cfg)
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise CheckError(f"snapshot manifest {manifest.manifest_path(cfg)} is unreadable: "
-                             f"{exc}; restore it or retake snapshots (grace snapshot take)") from None
+        m = read_manifest(cfg)
         base = protect.root(cfg)
         models = {rel: e.sha256 for rel, e in m.files.items() if e.kind == "model"}
         for p, kind in protect.protected_files(cfg):
