@@ -124,13 +124,24 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         await Watchdog(bus, stages, boot.publish).run(stop)
     finally:
         await watcher.close()
+        stopped_logged = False
         for st in reversed(stages):
-            code = st.stop()
+            if st.name == "project":  # the projection goes last and takes the stop event with it
+                stopped_logged = await _log_stop(boot)
+            code = await asyncio.to_thread(st.stop)
             click.echo(f"stopped {st.name} (exit {code})")
-        try:
-            await boot.publish(events.SystemStopped(reason="shutdown"))
-        finally:
-            await bus.close()
+        if not stopped_logged:
+            await _log_stop(boot)
+        await bus.close()
+
+
+async def _log_stop(boot: Boot) -> bool:
+    try:
+        await boot.publish(events.SystemStopped(reason="shutdown"))
+    except Exception as exc:  # noqa: BLE001 - NATS gone: nothing more to record
+        log.warning("could not record system_stopped: %r", exc)
+        return False
+    return True
 
 
 @click.command()

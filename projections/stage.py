@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 LIVE_FILE = "projection.duckdb"
 DASHBOARD_FILE = "dashboard.duckdb"
+DRAIN_S = 10.0  # how long a clean stop waits for the log's tail
 HEARTBEAT_S = 5.0
 
 
@@ -97,6 +98,7 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
         for t in done:
             if t is not stopper and t.exception() is not None:
                 raise t.exception()  # type: ignore[misc]
+        await _drain(bus, projector)
     finally:
         stop.set()
         consumer.stop()
@@ -110,6 +112,22 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
             await projector.close()
             await bus.close()
         log.info("projection stopped at sequence %d; %s published", projector.applied_seq, dest)
+
+
+async def _drain(bus: Bus, projector: Projector, timeout: float = DRAIN_S) -> None:
+    """On a clean stop, take in what the log holds now, so the last dashboard file has it."""
+    try:
+        target = (await bus.js.stream_info(topology.EVENTS)).state.last_seq
+    except Exception as exc:  # noqa: BLE001 - no server: publish what we have
+        log.warning("could not read the log's last sequence before stopping: %r", exc)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while projector.reduced_seq < target and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    if projector.reduced_seq < target:
+        log.warning("stopped at sequence %d of %d: the rest is projected on the next start",
+                    projector.reduced_seq, target)
 
 
 async def _heartbeats(bus: Bus, stop: asyncio.Event) -> None:
