@@ -187,6 +187,19 @@ class PullConsumer(Generic[T]):
                 pass
             self.idle.set()
 
+    async def run_until(self, until_seq: int, poll: float = 0.005) -> None:
+        """run() until every message up to `until_seq` (or the consumer's last) is handled."""
+        async def watch() -> None:
+            while self.next_seq <= until_seq and self.pending != 0:
+                await asyncio.sleep(poll)
+            self.stop()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self.run()
+        finally:
+            watcher.cancel()
+
     async def _handle(self, msgs: list[Raw]) -> None:
         good: list[Delivery[T]] = []
         skip_below = self.next_seq if self.ack == "all" else 0
@@ -296,15 +309,5 @@ async def read_range(bus: Bus, start_seq: int, handler: Callable[[list[Delivery[
 
     consumer = PullConsumer(bus, topology.EVENTS, ensure, on_batch, decoder=decoder, stage=stage,
                             ack="none", batch=batch, start_seq=start_seq)
-
-    async def watch() -> None:
-        while consumer.next_seq <= until_seq and consumer.pending != 0:
-            await asyncio.sleep(0.005)
-        consumer.stop()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        await consumer.run()
-    finally:
-        watcher.cancel()
+    await consumer.run_until(until_seq)
     return consumer.next_seq - 1

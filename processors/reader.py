@@ -7,7 +7,6 @@ still in stream order, so the matcher's state comes out as in the live run.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -59,13 +58,4 @@ async def read_subjects(bus: Bus, start_seq: int, until_seq: int, subjects: list
     consumer = PullConsumer(bus, topology.EVENTS, ensure, on_batch, stage=stage, ack="none",
                             batch=1000, start_seq=start_seq)
 
-    async def watch() -> None:
-        while consumer.next_seq <= until_seq and consumer.pending != 0:
-            await asyncio.sleep(0.005)
-        consumer.stop()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        await consumer.run()
-    finally:
-        watcher.cancel()
+    await consumer.run_until(until_seq)

@@ -99,16 +99,7 @@ async def read(url: str, start: int, until: int | None) -> None:
                                  stage="replay", ack="none", batch=PULL, max_buffer=4 * PULL,
                                  start_seq=start, until=until, out=out)
 
-        async def watch() -> None:
-            while consumer.next_seq <= until:
-                await asyncio.sleep(0.01)
-            consumer.stop()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            await consumer.run()
-        finally:
-            watcher.cancel()
+        await consumer.run_until(until, poll=0.01)
     finally:
         await out.drain()
         out.close()
