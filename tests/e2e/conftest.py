@@ -74,7 +74,7 @@ def _configure(root: Path) -> Path:
     # cpu_percent 98: only the test's burners saturate, not a busy CI machine; the trend
     # fits the last 8 samples so a ramp is judged on its own
     text += ("thresholds: {sustained_samples: 2, cpu_percent: 98, error_repeats: 5, "
-             "trend_samples: 8, trend_min_samples: 6, error_rate_limit: 300}\n")
+             "trend_samples: 8, trend_min_samples: 6, error_rate_limit: 2000}\n")
     cfg.write_text(text)
     # keep the example's git tree clean: create_upgrade_pr refuses a dirty one
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-C", str(root),

@@ -136,7 +136,7 @@ async def test_a_rising_error_rate_asks_for_a_code_review(grace_up: Running, log
     before = grace_up.dashboard()
     w = await watch_from_now(log_bus)
     try:
-        for step in range(1, 40):  # an error rate that climbs by 5 lines/s every second, limit 300/s
+        for step in range(1, 90):  # an error rate that climbs by 5 lines/s every second
             with open(log, "a") as f:
                 for i in range(5 * step):
                     f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR disk write {step}-{i} slow\n")
