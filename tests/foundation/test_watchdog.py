@@ -1,0 +1,70 @@
+"""Grace's own watchdog over real child processes: a crash is restarted, a silent stage is a
+stage_heartbeat_gap in the log and is killed so it restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+
+from grace import bus as bus_mod
+from grace import events
+from grace.logwatch import LogWatcher, last_seq
+from grace.stages import StageProcess, Watchdog
+from tests.support import wait_for
+
+
+def stage(name: str, code: str, tmp_path: Path) -> StageProcess:
+    return StageProcess(name, [sys.executable, "-c", code], tmp_path / f"{name}.log")
+
+
+async def run_watchdog(b: bus_mod.Bus, stages: list[StageProcess], timeout_s: float
+                       ) -> tuple[Watchdog, asyncio.Event, asyncio.Task[None]]:
+    async def publish(p: events.Payload) -> None:
+        await b.publish(b.event(p))
+
+    stop = asyncio.Event()
+    dog = Watchdog(b, stages, publish, heartbeat_timeout=timeout_s)
+    for s in stages:
+        s.start()
+    return dog, stop, asyncio.create_task(dog.run(stop))
+
+
+async def test_a_crashed_stage_is_restarted_and_recorded(nats_url: str, tmp_path: Path) -> None:
+    host = "wd" + uuid.uuid4().hex[:8]
+    b = await bus_mod.connect_and_ensure(nats_url, host=host, source=f"grace/{host}/up")
+    crasher = stage("process", "import sys; sys.exit(3)", tmp_path)
+    w = LogWatcher(b, await last_seq(b) + 1, f"grace.events.stage.*.{host}").start()
+    _dog, stop, task = await run_watchdog(b, [crasher], timeout_s=30)
+    try:
+        await wait_for(lambda: any(isinstance(e.data, events.StageRestarted) for e in w.seen), 15)
+        restarted = next(e.data for e in w.seen if isinstance(e.data, events.StageRestarted))
+        assert restarted.stage == "process" and restarted.exit_code == 3
+        assert crasher.restarts >= 1
+    finally:
+        stop.set()
+        await task
+        crasher.stop()
+        await w.close()
+        await b.close()
+
+
+async def test_a_silent_stage_is_a_heartbeat_gap_and_is_restarted(nats_url: str, tmp_path: Path) -> None:
+    host = "wd" + uuid.uuid4().hex[:8]
+    b = await bus_mod.connect_and_ensure(nats_url, host=host, source=f"grace/{host}/up")
+    hung = stage("act", "import time; time.sleep(60)", tmp_path)  # alive, never heartbeats
+    w = LogWatcher(b, await last_seq(b) + 1, f"grace.events.stage.*.{host}").start()
+    _dog, stop, task = await run_watchdog(b, [hung], timeout_s=1.0)
+    first_pid = hung.pid
+    try:
+        await wait_for(lambda: any(isinstance(e.data, events.StageRestarted) for e in w.seen), 20)
+        gap = next(e.data for e in w.seen if isinstance(e.data, events.StageHeartbeatGap))
+        assert gap.stage == "act" and gap.timeout_s == 1.0
+        assert hung.pid != first_pid
+    finally:
+        stop.set()
+        await task
+        hung.stop(timeout=2)
+        await w.close()
+        await b.close()
