@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import logging
 
+from nats.js.errors import NotFoundError
+
 from grace import events, topology
 from grace.bus import Bus
 from grace.cliutil import Context
 from grace.consume import Delivery, PullConsumer
+from grace.errors import GraceError
 
 from actuators import snapshots
 from actuators.agent import AgentHandler
@@ -72,6 +75,40 @@ async def _with_progress(bus: Bus, d: Delivery[events.Event], executor: Executor
         ticker.cancel()
 
 
+async def take_over_unacked(bus: Bus, executor: Executor, host: str, limit: int = 10_000) -> int:
+    """Run the commands a killed run had received but not acked, now.
+
+    JetStream would redeliver them only after ack_wait (60s): a crash would hold a
+    remediation that long. They are still in the work-queue stream (acked ones are
+    gone); the intent store keeps each at most once, so the late redelivery finds it
+    done and is only acked.
+    """
+    try:
+        info = await bus.js.consumer_info(topology.COMMANDS, topology.actuator_consumer(host))
+    except NotFoundError:
+        return 0
+    if not info.num_ack_pending:
+        return 0
+    first = info.ack_floor.stream_seq + 1 if info.ack_floor else 1
+    last = min(info.delivered.stream_seq if info.delivered else 0, first + limit - 1)
+    prefix = topology.command_filter(host)[:-1]  # "grace.commands.<host>."
+    n = 0
+    for seq in range(first, last + 1):
+        try:
+            msg = await bus.js.get_msg(topology.COMMANDS, seq)
+        except NotFoundError:
+            continue  # acked meanwhile: the work queue deleted it
+        if not (msg.subject or "").startswith(prefix):
+            continue  # another host's command: its own actuator takes it
+        try:
+            ev = events.decode(msg.data or b"")
+        except GraceError:
+            continue  # the consume loop rejects it with its reason when it comes back
+        await executor.handle(ev)
+        n += 1
+    return n
+
+
 async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
     """Run the actuator until `stop` is set; stop kernels gracefully on the way out."""
     cfg = ctx.cfg
@@ -86,6 +123,9 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
     resumed = await executor.resume_open()
     if resumed:
         log.info("actuator: finished %d command(s) a previous run left in progress", resumed)
+    taken = await take_over_unacked(bus, executor, cfg.host)
+    if taken:
+        log.info("actuator: ran %d command(s) a previous run had received but not acked", taken)
 
     progress_every = [10.0]
 

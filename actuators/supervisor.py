@@ -30,6 +30,7 @@ from actuators.instances import Instance, load_state, save_state, settle, signal
 log = logging.getLogger(__name__)
 
 Emit = Callable[[events.Payload], None]
+STATE_MARK = "GRACE_KERNEL_STATE"  # env of every kernel: the state file of its supervisor
 STABLE_S = 30.0  # a kernel that ran this long before dying starts its backoff afresh
 
 
@@ -144,6 +145,8 @@ class Supervisor:
                "GRACE_INSTANCE": str(index)}
         if self.nats_url:
             env["GRACE_NATS_URL"] = self.nats_url
+        if self.state_file is not None:
+            env[STATE_MARK] = str(self.state_file)  # lets a restarted actuator find it (_orphans)
         return env
 
     def _spawn(self, k: Kernel, index: int, attempt: int = 0) -> Instance:
@@ -292,8 +295,42 @@ class Supervisor:
                 continue
             log.info("adopted kernel %s[%d] pid %d", inst.kernel, inst.index, inst.pid)
             self.instances[inst.kernel].append(inst)
+        for inst in self._orphans():
+            taken = {i.index for i in self.instances[inst.kernel]}
+            if inst.index in taken:
+                signal_group(inst.pid, signal.SIGTERM)  # a slot has one process, never two
+                continue
+            log.info("adopted kernel %s[%d] pid %d (started just before the last actuator died)",
+                     inst.kernel, inst.index, inst.pid)
+            self.instances[inst.kernel].append(inst)
         for insts in self.instances.values():
             insts.sort(key=lambda i: i.index)
+
+    def _orphans(self) -> list[Instance]:
+        """Live kernels of this supervisor the state file does not name.
+
+        A kill between spawning a kernel and saving the state file leaves one: without
+        this it would keep running unsupervised while a second one is started in its slot.
+        """
+        known = {i.pid for insts in self.instances.values() for i in insts}
+        out: list[Instance] = []
+        for p in psutil.process_iter(["pid", "create_time"]):
+            if p.pid in known or p.pid == os.getpid():
+                continue
+            try:
+                env = p.environ()
+                if env.get(STATE_MARK) != str(self.state_file) or p.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                if os.getsid(p.pid) != p.pid:
+                    continue  # a kernel's own child (same env): kernels lead their own session
+                name, index = env.get("GRACE_KERNEL", ""), int(env.get("GRACE_INSTANCE", "-1"))
+                ours = p.ppid() == os.getpid()  # a child of this run is in `instances` already
+            except (psutil.Error, OSError, ValueError):
+                continue  # another user's process, gone meanwhile, or not ours
+            if name in self.instances and index >= 0 and not ours:
+                out.append(Instance(kernel=name, index=index, pid=p.pid,
+                                    create_time=p.info["create_time"]))
+        return out
 
 
 def _argv(command: list[str]) -> list[str]:

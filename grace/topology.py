@@ -84,6 +84,13 @@ def actuator_consumer(host: str) -> str:
 
 
 PROCESSOR_CONSUMER = "processor"
+
+
+def processor_partition_consumer(index: int, count: int) -> str:
+    """The durable of processor partition `index` of `count` (`grace process --partition I/N`)."""
+    return f"processor-{index}-of-{count}"
+
+
 AGENT_CONSUMER = "agent"
 
 

@@ -18,20 +18,26 @@ from grace.events import Event
 
 @click.command("process")
 @stage_options
+@click.option("--partition", "partition", envvar="GRACE_PARTITION", show_envvar=True,
+              help="I/N: run as partition I of N processors sharing the log (each owns the hosts "
+                   "hashing to it). Default: one processor owns every host.")
 @guarded
-def process(config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
+def process(config_path: str | None, nats_url: str | None, data_dir: str | None,
+            partition: str | None) -> None:
     """Run the processor stage: match the log against the playbooks, emit commands."""
+    from processors import partition as partition_mod
     from processors import stage
 
     ctx = load_context(config_path, nats_url, data_dir)
     stage.load_playbooks(ctx)  # refuse to start on invalid playbooks, before connecting
+    partition_mod.parse(partition)  # a bad I/N fails here, with its message
 
     async def go() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stage.run_stage(ctx, stop)
+        await stage.run_stage(ctx, stop, partition=partition or "")
 
     run(go())
 

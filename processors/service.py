@@ -24,6 +24,7 @@ from grace.errors import EventError
 from grace.events import Event
 from processors.matcher import Matcher
 from processors.model import Playbook
+from processors.partition import Partition
 from processors.reader import read_subjects
 from processors.ticker import Ticker
 
@@ -38,12 +39,17 @@ class Processor:
 
     def __init__(self, bus: Bus, playbooks: Iterable[Playbook], *,
                  consumer: str = topology.PROCESSOR_CONSUMER, host_filter: str = "*",
-                 tick_s: float = 1.0,
+                 tick_s: float = 1.0, partition: Partition | None = None,
                  scheduler: abc.SchedulerBase | None = None,
                  clock: Callable[[], float] | None = None) -> None:
         self.bus, self.scheduler, self._clock = bus, scheduler, clock
         self.matcher = Matcher(playbooks, host=bus.host, source=bus.source)
         self.consumer_name, self.host_filter, self.tick_s = consumer, host_filter, tick_s
+        self.partition = partition
+        if partition is not None:
+            self.consumer_name = partition.consumer
+            if not partition.owns(bus.host):
+                self.matcher.timers = []  # timers act on our own host: its owner runs them
         # the durable reads every event (of `host_filter`'s host); decisions included
         self.filter_subject = (topology.EVENTS_ALL if host_filter == "*"
                                else topology.event_filter(host=host_filter))
@@ -80,13 +86,13 @@ class Processor:
         # a reader may deliver past its end (events keep arriving): those are the live loop's
         async def feed(items: list[Delivery[Event]]) -> None:
             for d in items:
-                if d.seq <= floor:
+                if d.seq <= floor and self.mine(d.item):
                     m.process(d.item)
                     self.rebuilt_events += 1
 
         async def note(items: list[Delivery[Event]]) -> None:
             for d in items:
-                if d.seq <= last:
+                if d.seq <= last and self.mine(d.item):
                     m.note_logged(d.item)
                     self.rebuilt_events += 1
 
@@ -137,6 +143,10 @@ class Processor:
             return first
         return await seq_at_time(self.bus, end - self.matcher.horizon_s - MARGIN_S, first, floor)
 
+    def mine(self, ev: Event) -> bool:
+        """Whether this processor's partition owns the event's host."""
+        return self.partition is None or self.partition.owns(ev.host)
+
     # ---------------------------------------------------------------- live
 
     async def handle(self, items: list[Delivery[Event]]) -> None:
@@ -149,6 +159,8 @@ class Processor:
             async with self.lock:
                 m = self.matcher
                 for d in items:
+                    if not self.mine(d.item):
+                        continue  # another partition's host: acked with the batch, untouched
                     try:
                         m.process(d.item)
                     except Exception as exc:  # noqa: BLE001 - bad input never stops the stage

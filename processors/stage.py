@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 from grace.cliutil import Context
+from processors import partition as partition_mod
 from processors import validate
 from processors.model import Playbook
 from processors.service import Processor
@@ -29,14 +31,19 @@ def load_playbooks(ctx: Context) -> list[Playbook]:
     return validate.load_paths(list(playbook_paths(ctx)))
 
 
-async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
-    """Run the processor until `stop` is set; refuses to start on invalid playbooks."""
+async def run_stage(ctx: Context, stop: asyncio.Event, partition: str | None = None) -> None:
+    """Run the processor until `stop` is set; refuses to start on invalid playbooks.
+
+    `partition` "I/N" (default: env GRACE_PARTITION) handles only the hosts hashing to I."""
     playbooks = load_playbooks(ctx)
+    part = partition_mod.parse(partition if partition is not None
+                               else os.environ.get("GRACE_PARTITION"))
     bus = await ctx.bus("processor")
     try:
-        processor = Processor(bus, playbooks)
-        log.info("processor: %d playbooks loaded from %s", len(playbooks),
-                 ", ".join(map(str, playbook_paths(ctx))))
+        processor = Processor(bus, playbooks, partition=part)
+        log.info("processor: %d playbooks loaded from %s%s", len(playbooks),
+                 ", ".join(map(str, playbook_paths(ctx))),
+                 f"; partition {part} (durable {part.consumer})" if part else "")
         task = asyncio.create_task(processor.run(stop))
         while not task.done():
             try:
