@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats.errors
+import nats.js.errors
 from nats.js import JetStreamContext, api
 
 from grace import embedded, events, topology
@@ -257,15 +259,31 @@ async def connect(url: str, *, host: str, source: str, name: str = "grace",
 
 
 async def connect_and_ensure(url: str, *, host: str, source: str, replicas: int = 1,
-                             **kw: Any) -> Bus:
-    """Connect and make sure the streams and buckets exist."""
+                             ensure_timeout: float = 30.0, **kw: Any) -> Bus:
+    """Connect and make sure the streams and buckets exist.
+
+    JetStream answers API requests only once it has recovered its store (and, in a
+    cluster, elected a leader): timeouts are retried for `ensure_timeout` seconds.
+    """
     bus = await connect(url, host=host, source=source, **kw)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ensure_timeout
     try:
-        await topology.ensure_topology(bus.js, replicas)
+        while True:
+            try:
+                await topology.ensure_topology(bus.js, replicas)
+                return bus
+            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError,
+                    nats.errors.NoRespondersError, asyncio.TimeoutError) as exc:
+                if loop.time() > deadline:
+                    raise BusError(
+                        f"NATS at {url} accepted the connection but JetStream did not answer within "
+                        f"{ensure_timeout:.0f}s ({exc!r}). Is JetStream enabled (-js) and has the "
+                        "server finished recovering its store? Check the server's log.") from None
+                await asyncio.sleep(0.25)
     except BaseException:
         await bus.close()
         raise
-    return bus
 
 
 def chunks(items: Sequence[Event], size: int) -> Iterable[Sequence[Event]]:
