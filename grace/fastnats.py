@@ -1,4 +1,4 @@
-"""A nats-py client with two fast paths Grace's hot loops need.
+"""A nats-py client with the fast paths Grace's hot loops need.
 
 nats-py builds a `Msg` and parses headers for every delivery, then hands it to
 the callback through a queue and a task; at JetStream rates that costs more
@@ -9,10 +9,14 @@ nats-py's `_process_msg`/`_send_command`, so nats-py is pinned exactly.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client
+from nats.errors import ProtocolError
+from nats.protocol.parser import (AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, CRLF_SIZE, ERR_RE,
+                                  INFO_RE, MAX_CONTROL_LINE_SIZE, OK_RE, PING_RE, PONG_RE, Parser)
 
 RawHandler = Callable[[bytes, bytes, bytes, bytes], None]  # subject, reply, data, headers
 
@@ -23,6 +27,7 @@ class FastClient(Client):
     def __init__(self) -> None:
         super().__init__()
         self._raw_handlers: dict[int, RawHandler] = {}
+        self._ps = FastParser(self)
 
     async def subscribe_raw(self, subject: str, handler: RawHandler) -> Any:
         """Subscribe so that `handler(subject, reply, data, headers)` runs inline for each message."""
@@ -70,3 +75,90 @@ def status_of(headers: bytes) -> str:
     if len(headers) > 9 and headers[8:9] == b" ":
         return headers[9:12].decode()
     return ""
+
+
+class FastParser(Parser):
+    """nats-py's protocol parser without its two hot-path costs.
+
+    The original matches every control line against regexes (MSG before HMSG, and
+    JetStream deliveries are HMSG) and deletes each consumed message from the
+    front of its buffer, moving the rest every time. This one splits control
+    lines and walks an offset, compacting the buffer once per read. Other
+    control lines (PING, PONG, INFO, +OK, -ERR) use the original expressions.
+    """
+
+    async def parse(self, data: bytes = b"") -> None:
+        buf = self.buf
+        buf.extend(data)
+        pos, n, nc = 0, len(buf), self.nc
+        view = memoryview(buf)  # one copy per payload, not two; released before resizing
+        try:
+            while pos < n:
+                if self.state == AWAITING_CONTROL_LINE:
+                    end = buf.find(b"\r\n", pos)
+                    if end < 0:
+                        if n - pos > MAX_CONTROL_LINE_SIZE:
+                            raise ProtocolError("nats: control line too long")
+                        break
+                    first = buf[pos]
+                    if first == 0x4D or first == 0x48:  # 'M' (MSG) or 'H' (HMSG)
+                        self._msg_line(bytes(view[pos:end]).split())
+                        pos = end + 2
+                        continue
+                    line = bytes(view[pos:end + 2])
+                    pos = end + 2
+                    await self._other_line(line)
+                    if buf is not self.buf:  # reset (reconnect) while we awaited
+                        return
+                else:
+                    needed = self.needed
+                    if n - pos < needed + CRLF_SIZE:
+                        break
+                    arg = self.msg_arg
+                    hn = self.header_needed
+                    if hn > 0:
+                        hdr: bytes | None = bytes(view[pos:pos + hn])
+                        payload = bytes(view[pos + hn:pos + needed])
+                        self.header_needed = 0
+                    else:
+                        hdr = None
+                        payload = bytes(view[pos:pos + needed])
+                    pos += needed + CRLF_SIZE
+                    self.state = AWAITING_CONTROL_LINE
+                    await nc._process_msg(arg["sid"], arg["subject"], arg["reply"], payload, hdr)
+                    if buf is not self.buf:
+                        return
+        finally:
+            view.release()
+            if pos:
+                del buf[:pos]
+
+    def _msg_line(self, parts: list[bytes]) -> None:
+        try:
+            if parts[0] == b"MSG" and len(parts) in (4, 5):
+                reply = parts[3] if len(parts) == 5 else b""
+                self.needed, self.header_needed = int(parts[-1]), 0
+            elif parts[0] == b"HMSG" and len(parts) in (5, 6):
+                reply = parts[3] if len(parts) == 6 else b""
+                self.needed, self.header_needed = int(parts[-1]), int(parts[-2])
+            else:
+                raise ValueError(parts[0])
+        except (ValueError, IndexError):
+            raise ProtocolError("nats: malformed MSG") from None
+        self.msg_arg = {"subject": parts[1], "sid": int(parts[2]), "reply": reply}
+        self.state = AWAITING_MSG_PAYLOAD
+
+    async def _other_line(self, line: bytes) -> None:
+        nc = self.nc
+        if OK_RE.match(line):
+            return
+        if (m := ERR_RE.match(line)) is not None:
+            await nc._process_err(m.groups()[0].decode().lower())
+        elif PING_RE.match(line):
+            await nc._process_ping()
+        elif PONG_RE.match(line):
+            await nc._process_pong()
+        elif (m := INFO_RE.match(line)) is not None:
+            await nc._process_info(json.loads(m.groups()[0].decode()))
+        else:
+            raise ProtocolError("nats: unknown protocol")
