@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from grace.fastnats import status_of
+from grace.fastnats import RawMsg, status_of
 
 from grace import events
 from grace.bus import Bus
@@ -88,24 +88,33 @@ class PullConsumer(Generic[T]):
         self._stopping = True
         self._wake.set()
 
-    def _on_msg(self, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
-        if not data and headers:
-            status = status_of(headers)
-            if status in ("404", "408", "409"):  # request ended: no messages / expired / limits
-                if self._requests:
-                    self._requests.popleft()
-                if status == "409":
-                    log.debug("%s: pull request ended: %r", self.stage, headers)
-            self._wake.set()
-            return
-        self._buf.append((subject, reply, data))
-        self.idle.clear()
-        if self._requests:
-            req = self._requests[0]
-            req[1] -= 1
-            if req[1] <= 0:
-                self._requests.popleft()
+    def _on_msgs(self, msgs: list[RawMsg]) -> None:
+        """The parser's hand-over (once per socket read): pull-request bookkeeping, then `_take`."""
+        requests = self._requests
+        got: list[Raw] = []
+        for subject, reply, data, headers in msgs:
+            if not data and headers:
+                status = status_of(headers)
+                if status in ("404", "408", "409"):  # request ended: no messages / expired / limits
+                    if requests:
+                        requests.popleft()
+                    if status == "409":
+                        log.debug("%s: pull request ended: %r", self.stage, headers)
+                continue
+            got.append((subject, reply, data))
+            if requests:
+                req = requests[0]
+                req[1] -= 1
+                if req[1] <= 0:
+                    requests.popleft()
+        if got:
+            self._take(got)
         self._wake.set()
+
+    def _take(self, got: list[Raw]) -> None:
+        """Buffer deliveries for the run loop (a subclass may handle them here instead)."""
+        self._buf.extend(got)
+        self.idle.clear()
 
     async def _ensure_retrying(self, attempts: int = 50) -> str:
         """ensure() with retries: at start the server may still be electing a leader."""
@@ -158,9 +167,11 @@ class PullConsumer(Generic[T]):
         self._name = await self._ensure_retrying()
         self._reconnects = self.bus.nc.stats.get("reconnects", 0)
         self._inbox = self.bus.nc.new_inbox()
-        sub = await self.bus.nc.subscribe_raw(self._inbox, self._on_msg)
+        sub = await self.bus.nc.subscribe_batch(self._inbox, self._on_msgs)
         try:
             while not self._stopping:
+                # cleared before the top-up awaits: what arrives meanwhile must wake the wait below
+                self._wake.clear()
                 try:
                     await self._top_up()
                 except Exception as exc:  # noqa: BLE001 - e.g. a timeout while a leader is elected
@@ -170,7 +181,6 @@ class PullConsumer(Generic[T]):
                     continue
                 if not self._buf:
                     self.idle.set()
-                    self._wake.clear()
                     wait = min(self.expires / 2, 5.0)
                     try:
                         await asyncio.wait_for(self._wake.wait(), wait)

@@ -10,7 +10,7 @@ import pytest
 from nats.errors import ProtocolError
 from nats.protocol.parser import Parser
 
-from grace.fastnats import FastParser
+from grace.fastnats import FastClient, FastParser
 
 
 class Recorder:
@@ -80,3 +80,44 @@ async def test_unknown_protocol_line_is_an_error() -> None:
         await FastParser(Recorder()).parse(b"BOGUS line\r\n")
     with pytest.raises(ProtocolError):
         await FastParser(Recorder()).parse(b"MSG too few\r\n")
+
+
+class BatchRecorder(Recorder):
+    """A client with batch subscriptions on sids 7 and 3 and a raw one on sid 2, routed the way
+    FastClient routes them (its own `_process_msg`, for messages left to the general path)."""
+
+    _process_msg = FastClient._process_msg  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats = {"in_msgs": 0, "in_bytes": 0}
+        self.by_sid: dict[int, list[tuple[Any, ...]]] = {2: [], 3: [], 7: []}
+        self.handed: list[int] = []  # size of each hand-over to a batch handler
+        self._batch_handlers = {b"7": self._batch(7), b"3": self._batch(3)}
+        self._raw_handlers = {2: lambda s, r, d, h: self.by_sid[2].append((s, r, d, h))}
+
+    def _batch(self, sid: int) -> Any:
+        def handle(msgs: list[tuple[bytes, bytes, bytes, bytes | None]]) -> None:
+            self.handed.append(len(msgs))
+            self.by_sid[sid].extend(msgs)
+        return handle
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_batch_subscriptions_get_every_message_in_order_on_split_reads(seed: int) -> None:
+    data = wire(random.Random(seed), 400)
+    theirs = await dispatch(Parser, data, random.Random(seed + 200))
+    expected: dict[int, list[tuple[Any, ...]]] = {2: [], 3: [], 7: []}
+    for call in theirs:
+        if call[0] == "msg":
+            expected[call[1]].append(tuple(call[2:]))
+    rec = BatchRecorder()
+    parser = FastParser(rec)
+    rnd, i = random.Random(seed + 100), 0
+    while i < len(data):
+        step = rnd.choice([1, 2, 7, 64, 1000, 65536])
+        await parser.parse(data[i:i + step])
+        i += step
+    assert rec.by_sid == expected
+    assert rec.calls == [c for c in theirs if c[0] != "msg"]  # PING, INFO, -ERR: in order
+    assert max(rec.handed) > 1  # whole reads were handed over at once, not message by message
