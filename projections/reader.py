@@ -23,6 +23,7 @@ from grace.bus import connect
 from grace.consume import Delivery, PullConsumer, parse_ack_subject
 
 PULL = 5_000
+AHEAD = 4 << 20  # bytes the reader may buffer ahead of the writer before it stops pulling
 _HEADER = struct.Struct(">I")
 _encoder = msgspec.msgpack.Encoder()
 _batch_decoder = msgspec.msgpack.Decoder(list[tuple[int, str, bytes]])
@@ -34,30 +35,34 @@ def frame(obj: Any) -> bytes:
 
 
 class RangeConsumer(PullConsumer[bytes]):
-    """PullConsumer whose batches go out as frames without a Delivery per message.
+    """PullConsumer whose deliveries go out as frames straight from the socket reads.
 
     A replay reads every message exactly once, ack-less, and decodes nothing: the
-    per-message Delivery and subject/reply decoding of the general loop were a
-    fifth of this process's CPU. Pulling, reconnects and `ensure` stay the base's.
+    general loop's buffer, Delivery per message and subject/reply decoding were a
+    third of this process's CPU. Pulling, reconnects and `ensure` stay the base's;
+    no new pull request goes out while more than AHEAD bytes wait for the writer.
     """
 
     def __init__(self, *args: Any, until: int, out: asyncio.StreamWriter, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.until, self.out = until, out
 
-    async def _handle(self, msgs: list[tuple[bytes, bytes, bytes]]) -> None:
-        until, batch = self.until, []
-        for subject, reply, data in msgs:
+    def _take(self, got: list[tuple[bytes, bytes, bytes]]) -> None:
+        next_seq, until, batch = self.next_seq, self.until, []
+        for subject, reply, data in got:
             tokens = reply.split(b".")
             seq = int(tokens[5] if len(tokens) == 9 else tokens[7])
-            if self.next_seq <= seq <= until:
+            if next_seq <= seq <= until:
                 batch.append((seq, subject.decode(), data))
-        last_seq, _, self.pending = parse_ack_subject(msgs[-1][1])
-        self.next_seq = max(self.next_seq, last_seq + 1)
+        last_seq, _, self.pending = parse_ack_subject(got[-1][1])
+        self.next_seq = max(next_seq, last_seq + 1)
         self.handled += len(batch)
         if batch:
             self.out.write(frame(batch))
-            await self.out.drain()  # the writer is behind: stop pulling until it catches up
+
+    async def _top_up(self) -> None:
+        await self.out.drain()  # the writer is behind: pull no more until it catches up
+        await super()._top_up()
 
 
 def read_frames(stream: IO[bytes]) -> Iterator[bytes]:
@@ -83,6 +88,7 @@ async def read(url: str, start: int, until: int | None) -> None:
     transport, protocol = await loop.connect_write_pipe(
         asyncio.streams.FlowControlMixin, sys.stdout.buffer)
     out = asyncio.StreamWriter(transport, protocol, None, loop)
+    transport.set_write_buffer_limits(high=AHEAD)
     try:
         info = await bus.js.stream_info(topology.EVENTS)
         last = int(info.state.last_seq)
@@ -101,6 +107,9 @@ async def read(url: str, start: int, until: int | None) -> None:
 
         await consumer.run_until(until, poll=0.01)
     finally:
+        # drain() alone returns below the low-water mark; what is still buffered when the
+        # loop ends is lost, so wait for an empty buffer before closing
+        transport.set_write_buffer_limits(high=0)
         await out.drain()
         out.close()
         await bus.close()

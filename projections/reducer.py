@@ -38,10 +38,23 @@ class Rows:
     tables: defaultdict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
     last_seq: int = 0
     last_event_time: datetime | None = None
-    unknown: int = 0  # events with an unknown type or an invalid payload
+    events: int = 0  # events in the batch (each is an `events` row)
+    unknown: int = 0  # of which with an unknown type or an invalid payload
 
     def count(self, table: str) -> int:
         return len(self.tables.get(table, ()))
+
+    def position(self) -> Rows:
+        """The batch without its rows: what `projection_state` needs."""
+        return Rows(last_seq=self.last_seq, last_event_time=self.last_event_time,
+                    events=self.events, unknown=self.unknown)
+
+    def advance(self, later: Rows) -> None:
+        """Add a later batch's position to this one's (for writing several as one)."""
+        self.last_seq = later.last_seq or self.last_seq
+        self.last_event_time = later.last_event_time or self.last_event_time
+        self.events += later.events
+        self.unknown += later.unknown
 
 
 @dataclass
@@ -123,6 +136,7 @@ class Reducer:
                             _CATEGORY.get(env.type) or category_of_subject(subject), env.host,
                             env.subject, env.source, env.id, bytes(env.data), error))
             rows.last_event_time = env.time
+        rows.events = len(items)
         if items:
             rows.last_seq = items[-1][0]
         if self._changed:

@@ -14,20 +14,22 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from grace.errors import GraceError
 from projections import reader
-from projections.reducer import Item, Reducer
-from projections.store import Store, arrow_tables
+from projections.reducer import Item, Reducer, Rows
+from projections.store import Store, arrow_tables, to_arrow
 
 Progress = Callable[[int, int], None]  # (last sequence applied, last sequence to reach)
 
-BATCH = 10_000  # events per transaction: big enough for DuckDB's speed, small enough for RSS
-MEMORY_LIMIT = "64MB"  # DuckDB's own buffers: with Python and Arrow, RSS stays near 250 MB
+BATCH = 10_000  # events reduced at a time: their Python objects are what bounds RSS
+WRITE_EVERY = 50_000  # events per DuckDB statement (as Arrow, ~0.5 KB an event)
+COMMIT_EVERY = 250_000  # events per transaction: row groups (122,880 rows) go straight to the file
+MEMORY_LIMIT = "32MB"  # DuckDB's own buffers: with Python and Arrow, RSS stays near 250 MB
 
 
 class ReplayError(GraceError):
@@ -64,7 +66,7 @@ def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | N
     cmd = [sys.executable, "-m", "projections.reader", url, "1"]
     if until_seq is not None:
         cmd.append(str(until_seq))
-    writer = _Writer(Store.open(work, memory_limit=MEMORY_LIMIT))
+    writer = ChunkedWriter(Store.open(work, memory_limit=MEMORY_LIMIT))
     # millions of short-lived objects, few cycles: collect rarely instead of every 700 allocations
     thresholds = gc.get_threshold()
     gc.set_threshold(200_000, 50, 100)
@@ -90,7 +92,7 @@ def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | N
                     progress(last, until)
         if pending:
             writer.submit(pending)
-        last = writer.wait()
+        last = writer.finish()
         if last < until:
             raise ReplayError(f"the log ended at sequence {last}, expected {until}: "
                               + _reader_failed(proc))
@@ -109,29 +111,72 @@ def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | N
     return last
 
 
-class _Writer:
-    """Reduce here, write in one worker thread: batch N is committed while N+1 is reduced."""
+class ChunkedWriter:
+    """Reduce here, write in one worker thread: one chunk is written while the next is reduced.
 
-    def __init__(self, store: Store) -> None:
+    Reducing goes BATCH events at a time (their Python objects are big); writing goes
+    WRITE_EVERY events at a time, as the Arrow tables of several batches (compact). Every
+    DuckDB statement costs ~1 ms and a few hand-overs of the GIL on top of its rows, so
+    fewer, bigger statements are what makes the writer thread keep up.
+    """
+
+    def __init__(self, store: Store, write_every: int = WRITE_EVERY,
+                 commit_every: int = COMMIT_EVERY) -> None:
         self.store, self.reducer = store, Reducer()
+        self.write_every, self.commit_every = write_every, commit_every
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="replay-writer")
         self.inflight: Future[None] | None = None
-        self.last = 0
+        self.parts: dict[str, list[pa.Table]] = {}
+        self.kernels: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # latest row per instance
+        self.position: Rows | None = None
+        self.unwritten = self.uncommitted = 0
+        self.last = 0  # last sequence reduced
 
     def submit(self, items: list[Item]) -> int:
+        """Reduce a batch; write when WRITE_EVERY events are waiting. Returns the last seq reduced."""
         rows = self.reducer.reduce(items)
-        arrow = arrow_tables(rows)  # needs the GIL: build it here, not in the thread
-        self.wait()
-        self.inflight = self.pool.submit(self.store.apply, rows, arrow)
-        self.last = rows.last_seq
+        for k in rows.tables.pop("kernels", ()):
+            self.kernels[k[:3]] = k  # (host, kernel, instance): one row each per statement
+        for table, data in arrow_tables(rows).items():  # needs the GIL: here, not in the thread
+            self.parts.setdefault(table, []).append(data)
+        if self.position is None:
+            self.position = rows.position()
+        else:
+            self.position.advance(rows)
+        self.unwritten += len(items)
+        self.last = rows.last_seq or self.last
+        if self.unwritten >= self.write_every:
+            self.flush()
         return self.last
 
-    def wait(self) -> int:
-        """Block until the batch in flight is committed; return the last sequence written."""
+    def flush(self, commit: bool = False) -> None:
+        """Hand what is reduced to the writer thread (after the chunk before it is written)."""
+        position, self.position = self.position, None
+        if position is None:
+            return
+        arrow = {t: pa.concat_tables(ps) for t, ps in self.parts.items()}
+        if self.kernels:
+            arrow["kernels"] = to_arrow("kernels", list(self.kernels.values()))
+        self.parts, self.kernels = {}, {}
+        self.uncommitted += self.unwritten
+        self.unwritten = 0
+        if self.uncommitted >= self.commit_every:
+            commit, self.uncommitted = True, 0
+        self.wait()
+        self.inflight = self.pool.submit(self.store.apply, position, arrow, commit=commit)
+
+    def finish(self) -> int:
+        """Write and commit everything submitted; return the last sequence committed."""
+        self.flush()
+        self.wait()
+        self.store.commit()
+        return self.last
+
+    def wait(self) -> None:
+        """Block until the chunk in flight is written."""
         if self.inflight is not None:
             fut, self.inflight = self.inflight, None
             fut.result()
-        return self.last
 
     def close(self) -> None:
         try:

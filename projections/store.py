@@ -1,9 +1,11 @@
 """DuckDB under the reducer: a thin writer. Rows and position commit together.
 
-Each batch is one transaction: the rows of every table (one Arrow table per
-table, INSERT ... SELECT) and the new `projection_state.last_seq`. A crash
-anywhere leaves either the whole batch or none of it, so resuming at
-last_seq + 1 neither loses nor double-counts an event.
+Each batch of the live projection is one transaction: the rows of every table
+(one Arrow table per table, INSERT ... SELECT) and the new
+`projection_state.last_seq`. A crash anywhere leaves either the whole batch or
+none of it, so resuming at last_seq + 1 neither loses nor double-counts an
+event. A replay commits less often (see `apply`): its file is used only once
+complete.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Store:
 
     def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
         self.path, self.con = path, con
+        self.in_transaction = False
         self.db_name = str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
 
     @classmethod
@@ -148,38 +151,57 @@ class Store:
         rows = self.con.execute(f"SELECT {', '.join(cols)} FROM kernels").fetchall()
         return [Kernel(*r) for r in rows]
 
-    def apply(self, rows: Rows, arrow: dict[str, pa.Table] | None = None) -> None:
-        """Write one batch and its last sequence in one transaction.
+    def apply(self, rows: Rows, arrow: dict[str, pa.Table] | None = None, *,
+              commit: bool = True) -> None:
+        """Write one batch and its last sequence in the open transaction (begun if none is).
 
-        `arrow` (from `arrow_tables(rows)`) lets the caller build the Arrow tables on
-        another thread: here only DuckDB runs, without holding the GIL.
+        With `commit` (the live projection) the batch is its own transaction. A replay
+        passes False and calls `commit()` every few hundred thousand events: its file
+        is thrown away unless complete, and big transactions let DuckDB write whole row
+        groups to the file instead of each batch to the WAL first (measured here: about
+        twice as fast). `arrow` (from `arrow_tables(rows)`) lets the caller build the Arrow
+        tables on another thread: here only DuckDB runs, without holding the GIL.
         """
         if not rows.last_seq:
             return  # an empty batch: nothing to write, and the position must not move back
         con = self.con
         if arrow is None:
             arrow = arrow_tables(rows)
-        con.execute("BEGIN TRANSACTION")
+        if not self.in_transaction:
+            con.execute("BEGIN TRANSACTION")
+            self.in_transaction = True
         try:
-            for table, data in arrow.items():
-                view = f"batch_{table}"
-                con.register(view, data)
+            for table, grace_batch in arrow.items():  # noqa: B007 - read by name in the SQL
+                # DuckDB finds `grace_batch` among this frame's variables (a replacement scan):
+                # ~0.6 ms less per statement than register()/unregister() of a view
                 verb = "INSERT OR REPLACE" if table == "kernels" else "INSERT"
-                con.execute(f"{verb} INTO {table} SELECT * FROM {view}")
-                con.unregister(view)
+                con.execute(f"{verb} INTO {table} SELECT * FROM grace_batch")
             con.execute(
                 "UPDATE projection_state SET last_seq = ?, events = events + ?, "
                 "unknown_events = unknown_events + ?, "
                 "last_event_time = coalesce(?, last_event_time), updated_at = ? WHERE id = 1",
-                [rows.last_seq, rows.count("events"), rows.unknown,
+                [rows.last_seq, rows.events, rows.unknown,
                  naive_utc(rows.last_event_time), utcnow()])
-            con.execute("COMMIT")
+            if commit:
+                self.commit()
         except BaseException:
+            self.rollback()
+            raise
+
+    def commit(self) -> None:
+        """Commit the open transaction, if any."""
+        if self.in_transaction:
+            self.in_transaction = False
+            self.con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Drop the open transaction, if any (everything since the last commit)."""
+        if self.in_transaction:
+            self.in_transaction = False
             try:
-                con.execute("ROLLBACK")
+                self.con.execute("ROLLBACK")
             except duckdb.Error:
                 pass
-            raise
 
     def publish(self, dest: Path) -> None:
         """Copy the whole projection to a new file, then atomically put it at `dest`."""
@@ -194,6 +216,8 @@ class Store:
         os.replace(tmp, dest)
 
     def close(self) -> None:
+        """Close; what is not committed is dropped."""
+        self.rollback()
         try:
             self.con.execute("CHECKPOINT")
         except duckdb.Error as exc:

@@ -7,9 +7,11 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from grace.embedded import EmbeddedServer
@@ -78,6 +80,27 @@ def test_replay_equals_live_projection_table_by_table(log_server: EmbeddedServer
     assert tables(out) == tables(live.data / "projection.duckdb")
     refused = grace_cmd("replay", "--into", str(out), "--nats", log_server.url)
     assert refused.returncode != 0 and "--force" in refused.stderr
+
+
+def test_the_log_reader_hands_a_slow_writer_every_event_before_it_exits(
+        log_server: EmbeddedServer) -> None:
+    from projections import reader
+
+    last = publish_sync(log_server.url, [])
+    proc = subprocess.Popen([sys.executable, "-m", "projections.reader", log_server.url, "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    frames = reader.read_frames(proc.stdout)
+    assert msgspec.msgpack.decode(next(frames)) == {"until": last}
+    seqs: list[int] = []
+    paused = False
+    for body in frames:
+        if not paused and seqs and seqs[-1] >= last - 2000:
+            paused = True
+            time.sleep(2)  # the writer is busy (a DuckDB commit): the reader buffers the rest
+        seqs += [seq for seq, _, _ in reader.decode_batch(body)]
+    assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+    assert seqs == list(range(1, last + 1))
 
 
 def test_unknown_types_and_bad_payloads_are_kept_and_counted(log_server: EmbeddedServer,

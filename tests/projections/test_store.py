@@ -98,3 +98,34 @@ def test_values_that_do_not_fit_a_column_become_null_and_the_event_is_kept(tmp_p
     assert store.con.execute("SELECT kernel, state, pid FROM kernels").fetchall() == [
         ("api", "running", None)]
     assert store.last_seq() == 2
+
+
+def test_an_uncommitted_batch_is_dropped_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "p.duckdb"
+    store = Store.open(path)
+    reducer = Reducer()
+    store.apply(reducer.reduce(batch(1, 10)))
+    store.apply(reducer.reduce(batch(11, 20)), commit=False)  # a replay's open transaction
+    store.close()
+    again = Store.open(path)
+    assert again.last_seq() == 10
+    assert again.con.execute("SELECT count(*) FROM events").fetchone() == (10,)
+    again.close()
+
+
+def test_replay_writer_in_chunks_equals_one_batch(tmp_path: Path) -> None:
+    from projections.replay import ChunkedWriter
+    from tests.projections.live import tables
+
+    items = batch(1, len(sample.encoded()))
+    kernel_events = [i for i in items if ".kernel." in i[1]]
+    assert len(kernel_events) >= 6  # instances change state in several batches of one chunk
+    whole = Store.open(tmp_path / "whole.duckdb")
+    whole.apply(Reducer().reduce(items))
+    whole.close()
+    writer = ChunkedWriter(Store.open(tmp_path / "chunked.duckdb"), write_every=7, commit_every=20)
+    for i in range(0, len(items), 3):
+        assert writer.submit(items[i:i + 3]) == items[min(i + 3, len(items)) - 1][0]
+    assert writer.finish() == len(items)
+    writer.close()
+    assert tables(tmp_path / "chunked.duckdb") == tables(tmp_path / "whole.duckdb")
