@@ -206,7 +206,7 @@ def agent_consumer_config(name: str = AGENT_CONSUMER) -> api.ConsumerConfig:
     )
 
 
-def reader_consumer_config(start_seq: int | None, filter_subject: str = EVENTS_ALL
+def reader_consumer_config(start_seq: int | None, filter_subject: str | None = EVENTS_ALL
                            ) -> api.ConsumerConfig:
     """An ephemeral, ack-less reader from `start_seq`, or from now on when None."""
     if start_seq is None:
