@@ -108,34 +108,37 @@ class Reducer:
         rows = Rows()
         ev_rows: list[Row] = []
         rows.tables["events"] = ev_rows
-        decode_env = _envelope.decode
+        decode_env, add, types = _envelope.decode, ev_rows.append, _TYPES
+        time = None
         for seq, subject, raw in items:
             try:
                 env = decode_env(raw)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 rows.unknown += 1
-                ev_rows.append((seq, None, None, category_of_subject(subject), None, None, None,
-                                None, None, f"not a CloudEvents envelope: {exc}"))
+                add((seq, None, None, category_of_subject(subject), None, None, None, None, None,
+                     f"not a CloudEvents envelope: {exc}"))
                 continue
             error = None
-            decoder = _DECODERS.get(env.type)
-            if decoder is None:
+            known = types.get(env.type)
+            if known is None:
                 error = f"unknown event type {env.type!r} (not in this version's grace.events)"
+                category = category_of_subject(subject)
             else:
+                decode, handler, category = known
                 try:
-                    data = decoder.decode(env.data)
+                    data = decode(env.data)
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                     error = f"invalid data for {env.type}: {exc}"
                 else:
-                    handler = HANDLERS.get(env.type)
                     if handler is not None:
                         handler(self, rows, seq, env, data)
             if error is not None:
                 rows.unknown += 1
-            ev_rows.append((seq, env.time, env.type,
-                            _CATEGORY.get(env.type) or category_of_subject(subject), env.host,
-                            env.subject, env.source, env.id, bytes(env.data), error))
-            rows.last_event_time = env.time
+            time = env.time
+            add((seq, time, env.type, category, env.host, env.subject, env.source, env.id,
+                 bytes(env.data), error))
+        if time is not None:
+            rows.last_event_time = time
         rows.events = len(items)
         if items:
             rows.last_seq = items[-1][0]
@@ -292,3 +295,9 @@ def _k_scaled(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.
     # the pool's new instances report kernel_started/exited themselves; note the event only
     if (env.host, d.kernel, d.instance) in r.kernels:
         r.kernel(env, seq, d)
+
+
+# type -> (decode its data, its handler or None, its category): one lookup per event;
+# built last, when every handler above is registered
+_TYPES: dict[str, tuple[Callable[[Any], Any], Handler | None, str]] = {
+    name: (_DECODERS[name].decode, HANDLERS.get(name), _CATEGORY[name]) for name in _DECODERS}
