@@ -46,6 +46,12 @@ class Delivery(Generic[T]):
     reply: str
 
 
+def stream_seq(reply: bytes) -> int:
+    """The stream sequence alone from a JetStream ack subject (see parse_ack_subject)."""
+    tokens = reply.split(b".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
 def parse_ack_subject(reply: bytes) -> tuple[int, int, int]:
     """(stream sequence, delivery count, pending) from a JetStream ack subject, old or new form."""
     tokens = reply.split(b".")

@@ -19,8 +19,12 @@ from nats.protocol.parser import (AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, C
                                   INFO_RE, MAX_CONTROL_LINE_SIZE, OK_RE, PING_RE, PONG_RE, Parser)
 
 RawHandler = Callable[[bytes, bytes, bytes, bytes], None]  # subject, reply, data, headers
-RawMsg = tuple[bytes, bytes, bytes, "bytes | None"]  # subject, reply, data, headers
+RawMsg = tuple[bytes, bytes, bytes, bytes | None]  # subject, reply, data, headers
 BatchHandler = Callable[[list[RawMsg]], None]
+
+
+async def _never_called(_msg: Any) -> None:  # pragma: no cover - raw and batch handlers run instead
+    return None
 
 
 class FastClient(Client):
@@ -34,18 +38,14 @@ class FastClient(Client):
 
     async def subscribe_raw(self, subject: str, handler: RawHandler) -> Any:
         """Subscribe so that `handler(subject, reply, data, headers)` runs inline for each message."""
-        async def unused(_msg: Any) -> None:  # pragma: no cover - never called
-            return None
-
-        sub = await self.subscribe(subject, cb=unused)
+        sub = await self.subscribe(subject, cb=_never_called)
         self._raw_handlers[sub._id] = handler
         return sub
 
     async def subscribe_batch(self, subject: str, handler: BatchHandler) -> Any:
         """Subscribe so that `handler([(subject, reply, data, headers), ...])` runs inline once per
         read from the socket, with every message of this subscription that read completed."""
-        sub = await self.subscribe_raw(subject, lambda *_: None)
-        del self._raw_handlers[sub._id]
+        sub = await self.subscribe(subject, cb=_never_called)
         self._batch_handlers[b"%d" % sub._id] = handler
         return sub
 
@@ -208,6 +208,7 @@ class FastParser(Parser):
             stop = start + total
             if stop + CRLF_SIZE > n:
                 return pos  # incomplete: the general path waits for the rest
+            msg: RawMsg
             if hn:
                 msg = (parts[1], reply, buf[start + hn:stop], buf[start:start + hn])
             else:

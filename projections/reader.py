@@ -20,7 +20,7 @@ import msgspec
 
 from grace import topology
 from grace.bus import connect
-from grace.consume import Delivery, PullConsumer, parse_ack_subject
+from grace.consume import Delivery, PullConsumer, parse_ack_subject, stream_seq
 from grace.fastnats import read_in_chunks_of
 
 PULL = 5_000
@@ -52,8 +52,7 @@ class RangeConsumer(PullConsumer[bytes]):
     def _take(self, got: list[tuple[bytes, bytes, bytes]]) -> None:
         next_seq, until, batch = self.next_seq, self.until, []
         for subject, reply, data in got:
-            tokens = reply.split(b".")
-            seq = int(tokens[5] if len(tokens) == 9 else tokens[7])
+            seq = stream_seq(reply)
             if next_seq <= seq <= until:
                 batch.append((seq, subject.decode(), data))
         last_seq, _, self.pending = parse_ack_subject(got[-1][1])

@@ -11,7 +11,8 @@ import gc
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -67,42 +68,11 @@ def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | N
     if until_seq is not None:
         cmd.append(str(until_seq))
     writer = ChunkedWriter(Store.open(work, memory_limit=MEMORY_LIMIT))
-    # Millions of short-lived objects and hardly a cycle: the automatic collector would walk
-    # each of them once more (~10% of this process's CPU). Objects alive now are frozen, the
-    # automatic collector is off, and the writer collects once per chunk instead.
-    gc_was_enabled = gc.isenabled()
-    gc.freeze()
-    gc.disable()
-    # DuckDB 2.0 takes the GIL a few times per statement (its Arrow sources are Python); each
-    # time it waits for the reducing thread to give it up, by default after 5 ms
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0002)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _grow_pipe(proc.stdout)
-    last = 0
     try:
-        assert proc.stdout is not None
-        frames = reader.read_frames(proc.stdout)
-        head = next(frames, None)
-        if head is None:
-            raise ReplayError(_reader_failed(proc))
-        until = int(msgspec.msgpack.decode(head)["until"])
-        if progress is not None:
-            progress(0, until)
-        pending: list[Item] = []
-        for body in frames:
-            pending.extend(reader.decode_batch(body))
-            if len(pending) >= batch or (pending and pending[-1][0] >= until):
-                last = writer.submit(pending)
-                pending = []
-                if progress is not None:
-                    progress(last, until)
-        if pending:
-            writer.submit(pending)
-        last = writer.finish()
-        if last < until:
-            raise ReplayError(f"the log ended at sequence {last}, expected {until}: "
-                              + _reader_failed(proc))
+        with _bulk_mode():
+            last = _feed(proc, writer, batch, progress)
     except BaseException:
         proc.kill()
         proc.wait()
@@ -110,15 +80,61 @@ def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | N
         for p in (work, work.with_name(work.name + ".wal")):
             p.unlink(missing_ok=True)  # nothing half-made is left behind
         raise
-    finally:
-        sys.setswitchinterval(switch)
-        if gc_was_enabled:
-            gc.enable()
-        gc.unfreeze()
     proc.wait()
     writer.close()
     os.replace(work, dest)
     return last
+
+
+def _feed(proc: subprocess.Popen[bytes], writer: ChunkedWriter, batch: int,
+          progress: Progress | None) -> int:
+    """The reader's frames through the writer, committed; returns the last sequence."""
+    assert proc.stdout is not None
+    frames = reader.read_frames(proc.stdout)
+    head = next(frames, None)
+    if head is None:
+        raise ReplayError(_reader_failed(proc))
+    until = int(msgspec.msgpack.decode(head)["until"])
+    if progress is not None:
+        progress(0, until)
+    pending: list[Item] = []
+    for body in frames:
+        pending.extend(reader.decode_batch(body))
+        if len(pending) >= batch or (pending and pending[-1][0] >= until):
+            last = writer.submit(pending)
+            pending = []
+            if progress is not None:
+                progress(last, until)
+    if pending:
+        writer.submit(pending)
+    last = writer.finish()
+    if last < until:
+        raise ReplayError(f"the log ended at sequence {last}, expected {until}: "
+                          + _reader_failed(proc))
+    return last
+
+
+@contextmanager
+def _bulk_mode() -> Iterator[None]:
+    """The interpreter tuned for reducing millions of events, restored on the way out.
+
+    Millions of short-lived objects and hardly a cycle: the automatic collector would walk
+    each of them once more (~10% of this process's CPU), so objects alive now are frozen,
+    it is off, and ChunkedWriter collects once per chunk instead. DuckDB 2.0 takes the GIL
+    a few times per statement (its Arrow sources are Python); each time it waits for the
+    reducing thread to give it up, by default after 5 ms, here after 0.2 ms.
+    """
+    was_enabled, switch = gc.isenabled(), sys.getswitchinterval()
+    gc.freeze()
+    gc.disable()
+    sys.setswitchinterval(0.0002)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(switch)
+        if was_enabled:
+            gc.enable()
+        gc.unfreeze()
 
 
 class ChunkedWriter:
@@ -138,8 +154,8 @@ class ChunkedWriter:
         self.inflight: Future[None] | None = None
         self.parts: dict[str, list[pa.Table]] = {}
         self.kernels: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # latest row per instance
-        self.position: Rows | None = None
-        self.unwritten = self.uncommitted = 0
+        self.position: Rows | None = None  # of what is reduced and not yet handed over
+        self.uncommitted = 0
         self.last = 0  # last sequence reduced
 
     def submit(self, items: list[Item]) -> int:
@@ -149,17 +165,17 @@ class ChunkedWriter:
             self.kernels[k[:3]] = k  # (host, kernel, instance): one row each per statement
         for table, data in arrow_tables(rows).items():  # needs the GIL: here, not in the thread
             self.parts.setdefault(table, []).append(data)
-        if self.position is None:
-            self.position = rows.position()
+        position = self.position
+        if position is None:
+            position = self.position = rows.position()
         else:
-            self.position.advance(rows)
-        self.unwritten += len(items)
+            position.advance(rows)
         self.last = rows.last_seq or self.last
-        if self.unwritten >= self.write_every:
+        if position.events >= self.write_every:
             self.flush()
         return self.last
 
-    def flush(self, commit: bool = False) -> None:
+    def flush(self) -> None:
         """Hand what is reduced to the writer thread (after the chunk before it is written)."""
         position, self.position = self.position, None
         if position is None:
@@ -169,10 +185,10 @@ class ChunkedWriter:
             arrow["kernels"] = to_arrow("kernels", list(self.kernels.values()))
         self.parts, self.kernels = {}, {}
         gc.collect()  # the cycles of a chunk, if any (replay_into turned the automatic one off)
-        self.uncommitted += self.unwritten
-        self.unwritten = 0
-        if self.uncommitted >= self.commit_every:
-            commit, self.uncommitted = True, 0
+        self.uncommitted += position.events
+        commit = self.uncommitted >= self.commit_every
+        if commit:
+            self.uncommitted = 0
         self.wait()
         self.inflight = self.pool.submit(self.store.apply, position, arrow, commit=commit)
 
