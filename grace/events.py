@@ -159,6 +159,7 @@ class RepeatedErrorPattern(Trigger, frozen=True, kw_only=True):
     count: int
     window_s: float
     samples: list[str] = []
+    files: list[str] = []  # code files its lines or tracebacks name, under code.root (relative to it)
 
 
 class TelemetryDrift(Trigger, frozen=True, kw_only=True):
@@ -349,12 +350,15 @@ class EscalateToCodingAgent(Command, frozen=True, kw_only=True):
     summary: str
     files: list[str] = []
     evidence: dict[str, Any] = {}
+    line: int | None = None  # where in files[0] (a syntax error's line)
+    kernel: str | None = None  # the kernel it is about: its config `code:` files are added
 
 
 class ReviewCode(Command, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "review_code"
     files: list[str] = []
     summary: str = ""
+    kernel: str | None = None  # the kernel it is about: its config `code:` files are added
 
 
 class CreateUpgradePr(Command, frozen=True, kw_only=True):
@@ -566,6 +570,7 @@ class FixTask(Payload, frozen=True, kw_only=True):
     evidence: dict[str, Any] = {}
     playbook: str = ""
     command_id: str = ""
+    line: int | None = None  # where in files[0], when the finding names a line
 
 
 class FixReport(Payload, frozen=True, kw_only=True):
@@ -573,7 +578,7 @@ class FixReport(Payload, frozen=True, kw_only=True):
     CATEGORY: ClassVar[str] = "task"
     task_id: str
     kind: Literal["fix", "review"]
-    outcome: Literal["passed", "failed", "error"]
+    outcome: Literal["passed", "failed", "error", "unverified"]  # unverified: nothing was checked
     checks: list[dict[str, Any]] = []
     summary: str = ""
 

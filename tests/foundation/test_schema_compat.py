@@ -36,10 +36,24 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 problems.append(f"{name}.{field}: removed or renamed")
             elif _shape(spec) != _shape(new_props[field]):
                 problems.append(f"{name}.{field}: type changed from {_shape(spec)} to {_shape(new_props[field])}")
+            else:
+                for value in sorted(_enum_values(spec) - _enum_values(new_props[field]), key=str):
+                    problems.append(f"{name}.{field}: enum value {value!r} removed")
         added_required = set(new_def.get("required", [])) - set(old_def.get("required", []))
         for field in sorted(added_required):
             problems.append(f"{name}.{field}: new required field (give it a default)")
     return problems
+
+
+def _enum_values(spec: dict[str, Any]) -> set[Any]:
+    """Every enum value a field accepts, through anyOf and array items (adding is compatible,
+    removing one breaks readers and old events that carry it)."""
+    values = set(spec.get("enum", []))
+    for sub in spec.get("anyOf", []):
+        values |= _enum_values(sub)
+    if isinstance(spec.get("items"), dict):
+        values |= _enum_values(spec["items"])
+    return values
 
 
 def _shape(spec: dict[str, Any]) -> Any:
@@ -82,3 +96,15 @@ def test_adding_an_optional_field_is_compatible() -> None:
     new = json.loads(json.dumps(old))
     new["$defs"]["ModelCorruption"]["properties"]["note"] = {"type": "string", "default": ""}
     assert breaking_changes(old, new) == []
+
+
+def test_adding_an_enum_value_is_compatible_and_removing_one_is_not() -> None:
+    old = events.json_schema()
+    outcome = old["$defs"]["FixReport"]["properties"]["outcome"]
+    assert "unverified" in outcome["enum"]
+    added = json.loads(json.dumps(old))
+    added["$defs"]["FixReport"]["properties"]["outcome"]["enum"].append("skipped")
+    assert breaking_changes(old, added) == []
+    removed = json.loads(json.dumps(old))
+    removed["$defs"]["FixReport"]["properties"]["outcome"]["enum"].remove("unverified")
+    assert breaking_changes(old, removed) == ["FixReport.outcome: enum value 'unverified' removed"]
