@@ -1,9 +1,12 @@
 """Grace's built-in coding-agent handler: consumes fix tasks, runs the targeted checks.
 
-Any program may consume GRACE_TASKS; this handler py_compiles the implicated
-files, runs the tests that name them (code.tests), optionally hands the task to
-an external agent command (agent.command + the task as a JSON file path), and
-publishes a fix_report event.
+Any program may consume GRACE_TASKS; this handler py_compiles and lints
+(pyflakes) the implicated files, runs the tests that name them (code.tests),
+optionally hands the task to an external agent command (agent.command + the task
+as a JSON file path), and publishes a fix_report event: `failed` if a check
+failed, `passed` if compile/lint/tests ran and passed, `unverified` if nothing
+could be checked. Reviews (review_code) are tasks of kind `review`, handled here
+too, so a test run never holds up the command queue.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ async def handle_task(cfg: Config, task: events.FixTask, tasks_dir: Path) -> eve
     timeout = float(cfg.agent.timeout)
     files, outside = checks.partition_code(cfg, task.files)
     existing = [f for f in files if f.is_file()]
+    missing = [str(f) for f in files if not f.is_file()]
     found = await checks.static_checks(cfg, existing, timeout)
     found += await checks.targeted_tests(cfg, existing, timeout)
     if cfg.agent.command:
@@ -43,13 +47,19 @@ async def handle_task(cfg: Config, task: events.FixTask, tasks_dir: Path) -> eve
                                                          id=task.task_id)))
         r = await checks.run_argv([*cfg.agent.command, str(path)], checks.code_root(cfg), timeout)
         found.append({"check": "agent_command", **r})
+    outcome = checks.outcome(found)
     failed = [c for c in found if not c["ok"]]
-    summary = (f"{len(found)} checks, {len(failed)} failed" if found
-               else "no checks apply (no Python files or tests named them)")
+    if outcome == "unverified":
+        summary = ("nothing checked: " + ("no files named" if not task.files else
+                   "no Python file inside the code root or a kernel's code: among the files"))
+    else:
+        summary = f"{len(found)} checks, {len(failed)} failed"
+    if missing:
+        summary += f"; missing: {', '.join(missing)}"
     if outside:
         summary += f"; not checked (outside code root {checks.code_root(cfg)}): {', '.join(outside)}"
-    return events.FixReport(task_id=task.task_id, kind=task.kind,
-                            outcome="failed" if failed else "passed", checks=found, summary=summary)
+    return events.FixReport(task_id=task.task_id, kind=task.kind, outcome=outcome,  # type: ignore[arg-type]
+                            checks=found, summary=summary)
 
 
 class AgentHandler:

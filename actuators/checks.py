@@ -1,13 +1,16 @@
 """Targeted code checks for the coding-agent hand-off and review_code.
 
 Each check runs as an argument list with a timeout, never a shell. Files must
-lie inside the code root (resolved); anything else is refused.
+lie inside the code root or be named by a kernel's `code:` in the config
+(resolved); anything else is refused. An outcome says only what was checked:
+no compile, lint or test check run -> `unverified`, never `passed`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,20 +19,47 @@ from grace.config import Config
 from grace.errors import ConfinementError
 
 
+# checks that verify code; an agent command's exit code is its own claim, not a check of the code
+VERIFYING = frozenset({"py_compile", "pyflakes", "pytest"})
+
+
 def code_root(cfg: Config) -> Path:
     return cfg.path(cfg.code.root or ".").resolve()
+
+
+def kernel_code(cfg: Config, name: str | None) -> list[str]:
+    """The files a kernel's `code:` names, folders expanded to their .py files (config-relative)."""
+    k = cfg.kernel(name) if name else None
+    if k is None:
+        return []
+    base = Path(cfg.config_dir or ".").resolve()
+    out: list[str] = []
+    for entry in k.code:
+        p = cfg.path(entry).resolve()
+        found = sorted(f for f in p.rglob("*.py") if "__pycache__" not in f.parts) if p.is_dir() else [p]
+        for f in found:
+            rel = str(f.relative_to(base)) if f.is_relative_to(base) else str(f)
+            if rel not in out:
+                out.append(rel)
+    return out
+
+
+def _allowed(cfg: Config) -> list[Path]:
+    """Where checked files may lie: the code root and what the kernels' `code:` names."""
+    return [code_root(cfg), *(cfg.path(c).resolve() for k in cfg.kernels for c in k.code)]
 
 
 def confine_code(cfg: Config, files: list[str]) -> list[Path]:
     """Resolve files named by a command against the code root; refuse escapes."""
     root = code_root(cfg)
+    allowed = _allowed(cfg)
     out = []
     for f in files:
         p = Path(f)
         # producers name files relative to the config folder or to the code root: try both
         candidates = [p] if p.is_absolute() else [root / p, cfg.path(f)]
         resolved = next((c.resolve() for c in candidates if c.exists()), candidates[0].resolve())
-        if not resolved.is_relative_to(root):
+        if not any(resolved.is_relative_to(a) for a in allowed):
             raise ConfinementError(f"file {f!r} resolves to {resolved}, outside the code root "
                                    f"{root}: refused")
         out.append(resolved)
@@ -74,13 +104,24 @@ def compile_check(path: Path) -> dict[str, Any]:
 
 
 async def static_checks(cfg: Config, files: list[Path], timeout: float) -> list[dict[str, Any]]:
-    """py_compile each .py file, and pyflakes when it is installed."""
+    """py_compile each .py file, then pyflakes (a dependency of Grace) over them all."""
     py = [f for f in files if f.suffix == ".py"]
     checks = [compile_check(f) for f in py]
-    if py and importlib.util.find_spec("pyflakes") is not None:
+    if py and importlib.util.find_spec("pyflakes") is None:
+        checks.append({"check": "pyflakes", "ok": False, "code": None,
+                       "output": f"pyflakes is not installed in {sys.executable}: "
+                                 "reinstall Grace (pip install -e .) to lint the files"})
+    elif py:
         r = await run_argv([sys.executable, "-m", "pyflakes", *map(str, py)], code_root(cfg), timeout)
         checks.append({"check": "pyflakes", **r})
     return checks
+
+
+def outcome(found: list[dict[str, Any]]) -> str:
+    """failed if any check failed; passed only if some check verified the code; else unverified."""
+    if any(not c["ok"] for c in found):
+        return "failed"
+    return "passed" if any(c["check"] in VERIFYING for c in found) else "unverified"
 
 
 def tests_naming(cfg: Config, files: list[Path]) -> list[Path]:
@@ -90,11 +131,12 @@ def tests_naming(cfg: Config, files: list[Path]) -> list[Path]:
     tests_dir = cfg.path(cfg.code.tests)
     if not tests_dir.is_dir():
         return []
-    modules = {f.stem for f in files if f.suffix == ".py" and not f.stem.startswith("test_")}
+    modules = {f.stem for f in files if f.suffix == ".py" and not f.stem.startswith("test_")
+               and f.stem != "__init__"}
     found = []
     for t in sorted(tests_dir.rglob("test_*.py")):
         text = t.read_text(errors="replace")
-        if any(m in text for m in modules):
+        if any(re.search(rf"\b{re.escape(m)}\b", text) for m in modules):  # `api` is not `rapid`
             found.append(t)
     return found
 
@@ -103,5 +145,9 @@ async def targeted_tests(cfg: Config, files: list[Path], timeout: float) -> list
     tests = tests_naming(cfg, files)
     if not tests:
         return []
+    if importlib.util.find_spec("pytest") is None:
+        return [{"check": "pytest", "ok": False, "code": None,
+                 "output": f"pytest is not installed in {sys.executable}; {len(tests)} test files name "
+                           "the files: pip install pytest to run them"}]
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, tests)]
     return [{"check": "pytest", **await run_argv(argv, code_root(cfg), timeout)}]

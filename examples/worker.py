@@ -13,7 +13,7 @@ STREAM, CONSUMER = "JOBS", "workers"
 
 
 async def main() -> None:
-    grace.heartbeat.start(f"worker")
+    grace.heartbeat.start("worker")
     nc = await nats.connect(os.environ["GRACE_NATS_URL"], max_reconnect_attempts=-1)
     js = nc.jetstream()
     try:

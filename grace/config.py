@@ -72,6 +72,7 @@ class Kernel(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     stop_timeout: Duration = Duration(5)
     latency_p95_ms: float = 500.0
     max_rss_mb: float | None = None  # memory budget: over it is memory_pressure for this kernel
+    code: list[str] = []  # the code it runs (files or folders): escalations about it carry them
 
 
 class Protect(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -177,6 +178,18 @@ def _dec_hook(tp: type, obj: Any) -> Any:
     raise NotImplementedError(f"no decoder for {tp!r}")
 
 
+def _inside_code_or_config(cfg: Config, value: str) -> bool:
+    """A kernel's `code:` path lies (symlinks and `..` resolved) under the config folder or code.root:
+    escalations hand these files to agents and checks, so they stay within what Grace looks after."""
+    if not value.strip():
+        return False
+    p = cfg.path(value).resolve()
+    roots = [Path(cfg.config_dir or ".").resolve()]
+    if cfg.code.root:
+        roots.append(cfg.path(cfg.code.root).resolve())
+    return any(p.is_relative_to(r) for r in roots)
+
+
 def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigError]:
     file = doc.file if doc else None
     errors: list[ConfigError] = []
@@ -206,6 +219,11 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
         if k.pool and not 0 <= k.pool.min <= k.pool.max:
             err(f"kernel {k.name!r}: pool needs 0 <= min <= max, got min={k.pool.min} max={k.pool.max}",
                 "kernels", i, "pool")
+        for j, c in enumerate(k.code):
+            if not _inside_code_or_config(cfg, c):
+                err(f"kernel {k.name!r}: code path {c!r} resolves to {cfg.path(c)}, outside the config "
+                    f"folder and code.root; name files of the service Grace runs, relative to the config "
+                    "file", "kernels", i, "code", j)
     if cfg.snapshots.keep < 1:
         err("snapshots.keep must be at least 1 (the last good copy is always kept)", "snapshots", "keep")
     return errors

@@ -3,7 +3,8 @@
 Error lines (ERROR, CRITICAL, FATAL, Exception, Traceback, `XxxError`) are
 masked into templates (numbers, hex, uuids, paths). A template seen at least
 `error_repeats` times within `error_window` (by the time the lines were read)
--> repeated_error_pattern with samples. Offsets and recent counts persist in
+-> repeated_error_pattern with samples and the code files (under code.root) that its
+lines or the traceback frames before them name. Offsets and recent counts persist in
 `<data_dir>/state/live_error_feed.json`, so a restart neither re-reads nor forgets.
 """
 
@@ -13,13 +14,14 @@ import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
-from grace import events
+from grace import codefiles, events
 from producers.base import CheckError, CheckResult, Env
 from producers.logtail import Position, Tail, is_error, template
 
 STATE = "live_error_feed"
 MAX_TEMPLATES = 500
 MAX_SAMPLES = 3
+MAX_FILES = 10
 
 
 class LiveErrorFeed:
@@ -57,14 +59,24 @@ class LiveErrorFeed:
             except OSError as exc:
                 res.errors.append(f"log {tail.path}: {exc}")
                 continue
+            frames: list[str] = []  # files of the traceback frames since the last error line
             for line in lines:
                 if not is_error(line):
+                    if ".py" in line:
+                        frames += codefiles.named_paths(line)
                     continue
                 errors_now += 1
                 entry = self.seen.setdefault(f"{rel}\0{template(line)}", {"times": [], "samples": []})
                 entry["times"].append(now)
                 if len(entry["samples"]) < MAX_SAMPLES:
                     entry["samples"].append(line.strip()[:500])
+                # the frames before an exception line are its traceback: its files are the code at fault
+                named = [*frames, *codefiles.named_paths(line)] if ".py" in line or frames else []
+                if named:
+                    named = codefiles.under_code_root(cfg, named)
+                frames = []
+                files = entry.setdefault("files", [])
+                files += [f for f in named if f not in files][:max(0, MAX_FILES - len(files))]
         self.env.shared.errors.append((now, errors_now))
         horizon = now - float(th.error_window)
         for key in list(self.seen):
@@ -77,7 +89,7 @@ class LiveErrorFeed:
                 log, tmpl = key.split("\0", 1)
                 res.findings.append(events.RepeatedErrorPattern(
                     log=log, template=tmpl, count=len(entry["times"]), window_s=float(th.error_window),
-                    samples=entry["samples"], trigger=self.NAME))
+                    samples=entry["samples"], files=entry.get("files", []), trigger=self.NAME))
         if len(self.seen) > MAX_TEMPLATES:  # keep the busiest templates
             keep = sorted(self.seen, key=lambda k: len(self.seen[k]["times"]))[-MAX_TEMPLATES:]
             self.seen = {k: self.seen[k] for k in keep}

@@ -50,17 +50,23 @@ CASES: list[tuple[str, list[tuple[events.Payload, float]], list[tuple[str, dict[
      "self_healing"),
     ("repeated_error_pattern",
      [(events.RepeatedErrorPattern(log="logs/app.log", template="KeyError <*>", count=7,
-                                   window_s=300.0, samples=["KeyError 'x'"]), 0)],
+                                   window_s=300.0, samples=["KeyError 'x'"],
+                                   files=["shop/pricing.py"]), 0)],
      [("escalate_to_coding_agent", {"summary": "7 x 'KeyError <*>' in logs/app.log within 300.0s",
+                                    "files": ["shop/pricing.py"],
                                     "evidence": {"log": "logs/app.log", "template": "KeyError <*>",
                                                  "samples": ["KeyError 'x'"]}})], "coding_agent"),
     ("high_failure_risk_detected",
      [(events.FailureRiskPredicted(resource="memory", kernel="api", eta_s=600.0, confidence=0.9,
                                    current=0.8, limit=1.0, slope_per_s=0.001,
                                    files=["src/cache.py"]), 0)],
-     [("review_code", {"files": ["src/cache.py"],
+     [("review_code", {"files": ["src/cache.py"], "kernel": "api",
                        "summary": "memory of api predicted to reach 1.0 in 600.0s"})],
      "coding_agent"),
+    ("disk_exhaustion_predicted",
+     [(events.FailureRiskPredicted(resource="disk", eta_s=900.0, confidence=0.95, current=91.0,
+                                   limit=95.0, slope_per_s=0.004, files=["/var/lib/grace"]), 0)],
+     [("clear_caches", {"paths": []})], "self_healing"),
     ("cve_vulnerability_detected",
      [(events.VulnerableDependency(package="requests", installed_version="2.0.0",
                                    advisory_id="GHSA-1", fixed_version="2.31.0"), 0)],
@@ -107,6 +113,13 @@ def test_hourly_snapshot_hygiene() -> None:
     assert [c.type for c in commands(m.take())] == ["take_snapshot", "take_snapshot"]
 
 
+def test_a_disk_prediction_is_not_sent_to_code_review() -> None:
+    disk = events.FailureRiskPredicted(resource="disk", eta_s=900.0, confidence=0.95, current=91.0,
+                                       limit=95.0, slope_per_s=0.004, files=["/var/lib/grace"])
+    cmds = commands(feed(shipped(), ev(disk, 0)))
+    assert [(c.data.playbook, c.type) for c in cmds] == [("disk_exhaustion_predicted", "clear_caches")]
+
+
 def test_cpu_below_the_playbook_bar_does_nothing() -> None:
     low = events.CpuSaturation(scope="system", percent=85.0, threshold=80.0, samples=3)
     assert feed(shipped(), ev(low, 0), ev(low, 90)) == []
@@ -115,4 +128,4 @@ def test_cpu_below_the_playbook_bar_does_nothing() -> None:
 def test_cli_validates_the_shipped_folder() -> None:
     result = grace_cmd("playbooks", "validate", str(stage.SHIPPED))
     assert result.returncode == 0, result.stderr
-    assert "ok: 13 playbooks" in result.stdout
+    assert "ok: 14 playbooks" in result.stdout
