@@ -17,7 +17,7 @@ from grace.config import Config
 # `File "/srv/app/src/shop/pricing.py", line 12` (a Python traceback frame), or a bare
 # `src/shop/pricing.py:12` / `/srv/app/src/shop/pricing.py` in a message
 _FRAME = re.compile(r'File "([^"]+\.py)", line \d+')
-_PATH = re.compile(r'(?<![\w/.\-])((?:[A-Za-z]:)?[\w.\-/\\]*[\w\-]\.py)\b')
+_PATH = re.compile(r'(?<![\w/.\-])((?:[A-Za-z]:)?[\w.\-/\\]*[\w\-]\.py)(?!\w|\.\w)')
 
 
 def named_paths(line: str) -> list[str]:

@@ -79,16 +79,27 @@ async def test_escalation_publishes_a_durable_task_and_the_handler_reports(world
     assert json.loads((cfg.data_path / "tasks" / f"{task_id}.json").read_text())["type"] == "fix_task"
 
 
-async def test_review_code_reports_compile_findings(world: World) -> None:
+async def test_review_code_hands_a_review_task_to_the_handler_which_reports_findings(world: World) -> None:
     cfg = make_config(world.root, host=world.cfg.host, code={"root": "src"})
     world.executor.cfg = cfg
     write_code(world, BAD)
     (world.root / "src" / "ok.py").write_text(GOOD)
     result = await world.executor.handle(world.command(events.ReviewCode(files=["shapes.py", "ok.py"])))
     assert isinstance(result.data, events.CommandSucceeded)
-    d = result.data.details
-    assert d["outcome"] == "findings"
-    oks = {c["file"].rsplit("/", 1)[-1]: c["ok"] for c in d["checks"] if c["check"] == "py_compile"}
+    task_id = result.data.details["task_id"]
+    (task,) = [t for t in await tasks_of(world) if t.id == task_id]
+    assert task.data.kind == "review" and task.data.files == ["shapes.py", "ok.py"]
+    handler = AgentHandler(cfg, world.bus)
+    run = asyncio.create_task(handler.run())
+    try:
+        await wait_for(lambda: handler.reports >= 1, timeout=60)
+    finally:
+        handler.stop()
+        await run
+    (report,) = [e.data for e in await events_of(world.bus, cfg.host, "task", "fix_report")
+                 if e.data.task_id == task_id]
+    assert report.kind == "review" and report.outcome == "failed"
+    oks = {c["file"].rsplit("/", 1)[-1]: c["ok"] for c in report.checks if c["check"] == "py_compile"}
     assert oks == {"shapes.py": False, "ok.py": True}
     escape = await world.executor.handle(world.command(events.ReviewCode(files=["../grace.yaml"])))
     assert isinstance(escape.data, events.CommandFailed) and "outside the code root" in escape.data.reason

@@ -60,6 +60,8 @@ def test_the_design_example_loads_with_typed_durations(tmp_path: Path) -> None:
     (("pool: {min: 1, max: 8}", "pool: {min: 9, max: 8}"), 13, "kernels.1.pool", "min <= max"),
     (("  - name: worker", "  - name: api"), 11, "kernels.1.name", "used twice"),
     (("host: web-1", "host: web.1"), 1, "host", "subject token"),
+    (("    critical: true", "    critical: true\n    code: [api.py, ../elsewhere/app.py]"), 9,
+     "kernels.0.code.1", "outside the config folder and code.root"),
 ])
 def test_config_errors_name_file_line_and_key_path(tmp_path: Path, edit: tuple[str, str], line: int,
                                                    path: str, words: str) -> None:
@@ -81,3 +83,16 @@ def test_invalid_yaml_says_where(tmp_path: Path) -> None:
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="file not found"):
         config.load(tmp_path / "nope.yaml")
+
+
+def test_a_kernel_names_its_code_relative_to_the_config_file(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, GOOD.replace("    critical: true",
+                                                   "    critical: true\n    code: [api.py, src/shop]")))
+    assert cfg.kernels[0].code == ["api.py", "src/shop"] and cfg.kernels[1].code == []
+
+
+def test_the_example_names_each_kernel_s_code_and_it_exists() -> None:
+    cfg = config.load(Path(__file__).resolve().parents[2] / "examples" / "grace.yaml")
+    ours = {k.name: k.code for k in cfg.kernels if k.name in ("api", "worker", "reporter")}
+    assert ours == {"api": ["api.py"], "worker": ["worker.py"], "reporter": ["reporter.py"]}
+    assert all(cfg.path(c).is_file() for code in ours.values() for c in code)
