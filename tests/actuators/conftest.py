@@ -17,6 +17,7 @@ from actuators.executor import Executor
 from actuators.intents import IntentStore
 from actuators.supervisor import Supervisor
 from tests.actuators.helpers import kernel, make_config, unique_host
+from tests.actuators.outcomes_support import example  # noqa: F401 - a fixture: the shipped example
 
 
 @dataclass

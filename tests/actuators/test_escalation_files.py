@@ -15,7 +15,7 @@ from producers.base import make_env
 from producers.live_error_feed import LiveErrorFeed
 from producers.state import StateStore
 
-from tests.actuators.outcomes_support import Example, example  # noqa: F401 - the fixture
+from tests.actuators.outcomes_support import Example
 
 
 def traceback(root: Path, outside: Path) -> list[str]:
@@ -41,7 +41,7 @@ def test_named_paths_reads_frames_and_bare_paths() -> None:
 
 
 async def test_a_repeated_error_is_escalated_with_the_code_files_under_code_root_only(
-        example: Example, tmp_path: Path) -> None:  # noqa: F811
+        example: Example, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.py").write_text("TOKEN = 'x'\n")
@@ -72,7 +72,7 @@ async def test_a_repeated_error_is_escalated_with_the_code_files_under_code_root
 
 
 async def test_an_error_that_names_no_code_file_is_escalated_unverified(
-        example: Example) -> None:  # noqa: F811
+        example: Example) -> None:
     log = example.root / "logs" / "app.log"
     log.parent.mkdir(exist_ok=True)
     log.write_text("INFO started\n")

@@ -12,8 +12,25 @@ import msgspec
 
 from grace import events
 
-from tests.actuators.outcomes_support import Example, example  # noqa: F401 - the fixture
-from tests.processors.support import gap
+from tests.actuators.outcomes_support import Example
+from tests.processors.support import commands, ev, gap, matcher, run
+
+# the params a `syntax_error` playbook gives the escalation (the shipped one is added by the
+# routing work of issue 12): file, line and message reach the fix task
+SYNTAX_ERROR_PLAYBOOK = """
+playbooks:
+  - name: syntax_error
+    on: syntax_error
+    group_by: [path]
+    do:
+      - escalate_to_coding_agent:
+          summary: "syntax error in {path} line {line}: {message}"
+          files: ["{path}"]
+          line: "{line}"
+          evidence: {path: "{path}", line: "{line}", column: "{column}", message: "{message}"}
+    cooldown: 1h
+    route: coding_agent
+"""
 
 
 def by_check(report: events.FixReport) -> dict[str, dict[str, Any]]:
@@ -21,7 +38,7 @@ def by_check(report: events.FixReport) -> dict[str, dict[str, Any]]:
 
 
 async def test_an_escalation_with_nothing_to_check_reports_unverified_never_passed(
-        example: Example) -> None:  # noqa: F811
+        example: Example) -> None:
     cmd = example.executor.bus.event(events.EscalateToCodingAgent(
         summary="30 x 'ERROR payment <n> failed' in logs/app.log", playbook="repeated_error_pattern",
         evidence={"samples": ["ERROR payment 100 failed: timeout after 200ms on /srv/pay/0000"]}),
@@ -33,7 +50,7 @@ async def test_an_escalation_with_nothing_to_check_reports_unverified_never_pass
     assert report.checks == [] and report.summary.startswith("nothing checked")
 
 
-async def test_a_review_of_files_that_are_not_code_reports_unverified(example: Example) -> None:  # noqa: F811
+async def test_a_review_of_files_that_are_not_code_reports_unverified(example: Example) -> None:
     (example.root / "src" / "shop" / "prices.csv").write_text("sku,price\na,1\n")
     task = await example.run(example.executor.bus.event(
         events.ReviewCode(files=["shop/prices.csv"], summary="prices"), host=example.cfg.host))
@@ -43,17 +60,15 @@ async def test_a_review_of_files_that_are_not_code_reports_unverified(example: E
 
 
 async def test_a_syntax_error_escalation_carries_file_and_line_and_fails_its_compile(
-        example: Example) -> None:  # noqa: F811
+        example: Example) -> None:
     # as `grace demo fault syntax-error` breaks it, and pre_boot_code_diff reports it
     (example.root / "src" / "shop" / "broken.py").write_text("def broken(:\n    return 1\n")
     finding = events.SyntaxErrorFound(path="shop/broken.py", line=1, column=12,
                                       message="invalid syntax", severity="critical")
-    cmd = example.executor.bus.event(events.EscalateToCodingAgent(
-        summary="syntax error in shop/broken.py line 1: invalid syntax", files=["shop/broken.py"],
-        line=1, evidence={"path": "shop/broken.py", "line": 1, "message": "invalid syntax"},
-        playbook="syntax_error"), host=example.cfg.host)
+    (cmd,) = commands(run(matcher(SYNTAX_ERROR_PLAYBOOK), ev(finding, 0, host=example.cfg.host)))
     task = await example.run(cmd)
     assert task.files == ["shop/broken.py"] and task.line == 1
+    assert task.summary == "syntax error in shop/broken.py line 1: invalid syntax"
     report = await example.report(task)
     assert report.outcome == "failed"
     compiled = by_check(report)["py_compile"]
@@ -68,7 +83,7 @@ async def test_a_syntax_error_escalation_carries_file_and_line_and_fails_its_com
     assert again.files == ["shop/broken.py"] and again.line == 1
 
 
-async def test_a_review_flags_what_pyflakes_finds(example: Example) -> None:  # noqa: F811
+async def test_a_review_flags_what_pyflakes_finds(example: Example) -> None:
     (example.root / "src" / "shop" / "tax.py").write_text(
         "import os\n\n\ndef rate(region):\n    return RATES[region]\n")
     task = await example.run(example.executor.bus.event(
@@ -83,7 +98,7 @@ async def test_a_review_flags_what_pyflakes_finds(example: Example) -> None:  # 
 
 
 async def test_a_clean_file_with_its_passing_tests_is_passed_and_a_broken_rule_fails_them(
-        example: Example) -> None:  # noqa: F811
+        example: Example) -> None:
     review = events.ReviewCode(files=["shop/pricing.py"], summary="pricing")
     report = await example.report(await example.run(example.executor.bus.event(
         review, host=example.cfg.host)))
@@ -104,7 +119,7 @@ async def test_a_clean_file_with_its_passing_tests_is_passed_and_a_broken_rule_f
 
 
 async def test_a_memory_prediction_for_a_kernel_reviews_that_kernel_s_code(
-        example: Example) -> None:  # noqa: F811
+        example: Example) -> None:
     risk = events.FailureRiskPredicted(resource="memory", kernel="reporter", eta_s=900.0,
                                        confidence=0.93, current=80.0, limit=95.0, slope_per_s=0.02)
     (cmd,) = example.commands_for((risk, 0))
@@ -118,7 +133,7 @@ async def test_a_memory_prediction_for_a_kernel_reviews_that_kernel_s_code(
     assert checks["pyflakes"]["ok"] and str(example.root / "reporter.py") in checks["pyflakes"]["argv"]
 
 
-async def test_a_disk_prediction_is_not_a_code_review(example: Example) -> None:  # noqa: F811
+async def test_a_disk_prediction_is_not_a_code_review(example: Example) -> None:
     disk = events.FailureRiskPredicted(resource="disk", eta_s=900.0, confidence=0.93, current=91.0,
                                        limit=95.0, slope_per_s=0.004,
                                        files=[str(example.cfg.data_path)])
@@ -127,7 +142,7 @@ async def test_a_disk_prediction_is_not_a_code_review(example: Example) -> None:
 
 
 async def test_the_escalation_when_restarts_do_not_hold_carries_the_kernel_s_code(
-        example: Example) -> None:  # noqa: F811
+        example: Example) -> None:
     # kernel_heartbeat_gap: restart_kernel, verify 2m (then escalate), budget 3 per hour
     cmds = example.commands_for(*[(gap("api"), t) for t in (0, 40, 80, 120, 160)])
     escalations = [c for c in cmds if isinstance(c.data, events.EscalateToCodingAgent)]
