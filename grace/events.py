@@ -573,7 +573,7 @@ class FixReport(Payload, frozen=True, kw_only=True):
     CATEGORY: ClassVar[str] = "task"
     task_id: str
     kind: Literal["fix", "review"]
-    outcome: Literal["passed", "failed", "error"]
+    outcome: Literal["passed", "failed", "error", "unverified"]  # unverified: nothing was checked
     checks: list[dict[str, Any]] = []
     summary: str = ""
 
