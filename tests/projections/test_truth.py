@@ -4,6 +4,7 @@ once, and fix tasks are open until reported. Recorded logs, real DuckDB files.""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,15 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 
 from grace import events
+from grace.embedded import EmbeddedServer
 from grace.events import Payload
 from projections import queries
 from projections.http import ProjectionCollector
 from projections.reducer import Reducer
 from projections.store import Store
+from tests.projections.live import Projector as LiveProjector
+from tests.projections.live import publish_sync, tables, until
+from tests.support import grace_cmd
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=timezone.utc)
 PHASES = ("config validated", "bus ready", "pre-boot code diff", "snapshots verified",
@@ -212,3 +217,44 @@ def test_metrics_count_unverified_fix_tasks_and_distinct_findings_apart(tmp_path
     assert 'grace_fix_tasks{state="open"} 1.0' in text
     assert 'grace_issues_total{trigger="latency_queue",type="queue_backlog"} 2.0' in text
     assert 'grace_findings_total{trigger="latency_queue",type="queue_backlog"} 1.0' in text
+
+
+# ---------------------------------------------------------------- the same, through `grace project`
+
+
+def test_a_recorded_failed_boot_through_a_real_projector_shows_on_every_surface(
+        fresh_server: EmbeddedServer, tmp_path: Path) -> None:
+    """A recorded log (a run whose phase 3 failed, then monitoring, a re-published finding and
+    an unverified fix report) published to a real nats-server and followed by `grace project`:
+    /operator/dashboard, /metrics and the published file all say so."""
+    story = [*running(failed=3), backlog(), backlog(), escalated("t1"), report("t1", "unverified")]
+    start = datetime.now(timezone.utc) - timedelta(seconds=len(story))  # recent: not stale
+    items = []
+    for i, (host, payload) in enumerate(story):
+        ev = events.make_event(payload, host=host, source="grace/test/truth",
+                               id=events.derive_id("truth-live", i), time=start + timedelta(seconds=i))
+        items.append((f"grace.events.{payload.CATEGORY}.{payload.TYPE}.{host}", events.encode(ev),
+                      ev.id))
+    last = publish_sync(fresh_server.url, items)
+    p = LiveProjector(fresh_server.url, tmp_path / "live").start()
+    try:
+        p.wait_seq(last)
+        status, body = p.get("/operator/dashboard")
+        assert status == 200
+        served = json.loads(body)
+        assert served["boot_phase"] == "failed" and served["boot"]["failed_phase"] == 3
+        assert served["stale"] is False and served["system_state"] == "degraded"
+        assert served["triggers"]["issues_detected"] == 1
+        assert served["triggers"]["issues_published"] == 2
+        assert served["fix_tasks"]["unverified"] == 1
+        _, metrics = p.get("/metrics")
+        assert 'grace_fix_tasks{state="unverified"} 1.0' in metrics.decode()
+        dash_file = p.data / "dashboard.duckdb"
+        until(lambda: dash_file.exists() and tables(dash_file)["projection_state"][0][0] >= last,
+              what="publish of the last seq")
+    finally:
+        p.stop()
+    done = grace_cmd("dashboard", "--json", "--file", str(dash_file))
+    assert done.returncode == 0, done.stderr
+    from_file = json.loads(done.stdout)
+    assert from_file["boot_phase"] == "failed" and from_file["fix_tasks"] == served["fix_tasks"]
