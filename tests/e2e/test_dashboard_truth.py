@@ -156,6 +156,13 @@ def test_a_crashed_grace_leaves_a_file_that_says_stale_once_the_limit_passed(
         fresh = wait_for(lambda b: b["as_of"] and parse(b["as_of"]) > killed_at, cfg)
         assert fresh["stale"] is False and fresh["system_state"] in ("running", "degraded")
         assert fresh["boot_phase"] == "complete"
+        # and it stays fresh while Grace runs: past the limit, the monitor's checks every 30 s
+        # keep moving the log and the file
+        time.sleep(LIMIT_S + 10)
+        steady = read(cfg)
+        assert steady["stale"] is False and steady["system_state"] in ("running", "degraded")
+        assert utcnow() - parse(steady["as_of"]) < timedelta(seconds=2 * INTERVAL_S)
+        assert steady["triggers"]["total_checks"] > fresh["triggers"]["total_checks"]
 
         # a clean stop: stopped, and still not stale a day later
         proc.send_signal(signal.SIGTERM)
