@@ -68,7 +68,7 @@ def render(body: dict[str, Any], path: Path) -> None:
     if body["stale"]:
         console.print(f"[red]STALE[/]: the newest event in this file is from {body['as_of']}, more "
                       f"than {body['stale_after_s']}s (3 monitor intervals) before {body['timestamp']}"
-                      "; Grace or its projection is not running. The figures below are as of then.")
+                      "; Grace (its monitor or its projection) is not running. The figures below are as of then.")
     else:
         console.print(f"as of {body['as_of']}")
     panels = []
@@ -78,7 +78,7 @@ def render(body: dict[str, Any], path: Path) -> None:
             if key == "issue_counts":
                 continue
             table.add_row(key.replace("_", " "), _style(value) if value is not None else "-")
-        panels.append(Panel(table, title=section, expand=True))
+        panels.append(Panel(table, title=section.replace("_", " "), expand=True))
     console.print(Columns(panels))
     counts = body["triggers"]["issue_counts"]
     if counts:
