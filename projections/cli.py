@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -69,20 +70,33 @@ def replay(into: str, force: bool, until_seq: int | None, config_path: str | Non
 @click.option("--json", "as_json", is_flag=True, help="The /operator/dashboard JSON.")
 @click.option("--file", "file", type=click.Path(dir_okay=False),
               help="Dashboard file (default: <data_dir>/dashboard.duckdb).")
+@click.option("--at", "at", metavar="TIME",
+              help="Read the file as of this UTC time (ISO 8601, e.g. 2026-01-01T12:00:00Z) "
+                   "instead of now: for audits; it changes only what depends on the reading time "
+                   "(stale, the degraded window).")
 @config_option
 @data_dir_option
 @guarded
-def dashboard(as_json: bool, file: str | None, config_path: str | None, data_dir: str | None) -> None:
+def dashboard(as_json: bool, file: str | None, at: str | None, config_path: str | None,
+              data_dir: str | None) -> None:
     """Show the dashboard from the published dashboard file (read-only)."""
     from projections.dashboard import read_dashboard, render
     from projections.stage import dashboard_path
+    from projections.store import naive_utc
 
     ctx = load_context(config_path, None, data_dir)
     path = Path(file) if file else dashboard_path(ctx.data_dir)
     if not path.is_file():
         fail(f"no dashboard file at {path}: start the projection (`grace project` or `grace up`) "
              "so it publishes one, or pass --file (e.g. a `grace replay --into` result).")
-    body = read_dashboard(path, window_s=float(ctx.cfg.projection.degraded_window))
+    now = None
+    if at is not None:
+        try:
+            now = naive_utc(datetime.fromisoformat(at.replace("Z", "+00:00")))
+        except ValueError:
+            fail(f"--at {at!r} is not an ISO 8601 time; write it like 2026-01-01T12:00:00Z.")
+    body = read_dashboard(path, window_s=float(ctx.cfg.projection.degraded_window), now=now,
+                          interval_s=float(ctx.cfg.monitor.interval))
     if as_json:
         click.echo(json.dumps(body, indent=2))
     else:

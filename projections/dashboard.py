@@ -17,8 +17,10 @@ class DashboardError(GraceError):
     """The dashboard file cannot be read."""
 
 
-def read_dashboard(path: Path, *, window_s: float, now: datetime | None = None) -> dict[str, Any]:
-    """The dashboard JSON computed from a projection file opened read-only."""
+def read_dashboard(path: Path, *, window_s: float, now: datetime | None = None,
+                   interval_s: float = 30.0) -> dict[str, Any]:
+    """The dashboard JSON computed from a projection file opened read-only, as of `now`
+    (naive UTC; default the wall clock): staleness is judged at read time."""
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
@@ -26,7 +28,8 @@ def read_dashboard(path: Path, *, window_s: float, now: datetime | None = None) 
                              "dashboard.duckdb that `grace project` publishes, or a file built by "
                              "`grace replay --into`.") from None
     try:
-        return queries.dashboard(con, now=now or utcnow(), window_s=window_s)
+        return queries.dashboard(con, now=now or utcnow(), window_s=window_s,
+                                 interval_s=interval_s)
     except duckdb.Error as exc:
         raise DashboardError(f"{path} is not a Grace projection ({exc}); pass the "
                              "dashboard.duckdb that `grace project` publishes.") from None
@@ -38,7 +41,7 @@ def _style(value: Any) -> str:
     if isinstance(value, bool):
         return "[green]yes[/]" if value else "no"
     good = {"healthy", "running", "complete"}
-    bad = {"critical", "failed", "stopped"}
+    bad = {"critical", "failed", "stopped", "unknown"}
     if value in good:
         return f"[green]{value}[/]"
     if value in bad or (isinstance(value, str) and value.startswith("failed")):
@@ -58,14 +61,24 @@ def render(body: dict[str, Any], path: Path) -> None:
     console = Console()
     console.print(f"[bold]Grace[/] {_style(body['system_state'])}  health {_style(body['health'])}"
                   f"  boot {_style(body['boot_phase'])}  at {body['timestamp']}  ({path})")
+    boot = body["boot"]
+    if boot["failed_phase"] is not None:
+        console.print(f"[red]boot phase {boot['failed_phase']} ({boot['failed_name']}) failed[/]"
+                      f": {boot['failed_detail'] or 'no detail'}")
+    if body["stale"]:
+        console.print(f"[red]STALE[/]: the newest event in this file is from {body['as_of']}, more "
+                      f"than {body['stale_after_s']}s (3 monitor intervals) before {body['timestamp']}"
+                      "; Grace (its monitor or its projection) is not running. The figures below are as of then.")
+    else:
+        console.print(f"as of {body['as_of']}")
     panels = []
-    for section in ("kernels", "security", "triggers", "snapshots", "watchdogs"):
+    for section in ("kernels", "security", "triggers", "snapshots", "watchdogs", "fix_tasks"):
         table = Table.grid(padding=(0, 2))
         for key, value in body[section].items():
             if key == "issue_counts":
                 continue
             table.add_row(key.replace("_", " "), _style(value) if value is not None else "-")
-        panels.append(Panel(table, title=section, expand=True))
+        panels.append(Panel(table, title=section.replace("_", " "), expand=True))
     console.print(Columns(panels))
     counts = body["triggers"]["issue_counts"]
     if counts:

@@ -47,6 +47,17 @@ class ProjectionCollector:
         for trigger, type_, n in con.execute(queries.ISSUES_BY_TRIGGER).fetchall():
             issues.add_metric([trigger, type_], n)
         yield issues
+        findings = CounterMetricFamily(
+            "grace_findings", "Distinct findings (a re-publication while active counts once), "
+            "by trigger and type", labels=["trigger", "type"])
+        for trigger, type_, n in con.execute(queries.FINDINGS).fetchall():
+            findings.add_metric([trigger, type_], n)
+        yield findings
+        tasks = GaugeMetricFamily("grace_fix_tasks", "Fix tasks by state (open until reported; "
+                                  "unverified: nothing was checked)", labels=["state"])
+        for state, n in queries.fix_tasks(con).items():
+            tasks.add_metric([state], n)
+        yield tasks
         actions = CounterMetricFamily("grace_actions", "Command results, by action and outcome",
                                       labels=["action", "outcome"])
         for action, outcome, n in con.execute(queries.ACTIONS_BY_OUTCOME).fetchall():
@@ -94,7 +105,8 @@ def make_app(cfg: Config, projector: Projector, bus: Bus | None) -> web.Applicat
 
     async def dashboard(_: web.Request) -> web.Response:
         body = await projector.db(lambda: queries.dashboard(
-            projector.store.con, now=utcnow(), window_s=float(cfg.projection.degraded_window)))
+            projector.store.con, now=utcnow(), window_s=float(cfg.projection.degraded_window),
+            interval_s=float(cfg.monitor.interval)))
         return web.json_response(body)
 
     async def metrics(_: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ fields without one obvious source are written out in docs/projections.md.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,8 +37,12 @@ SELECT m.host, arg_max(m.type, m.seq) AS type, max(m.seq) AS seq, arg_max(m.data
 FROM marks m LEFT JOIN stops s USING (host) GROUP BY m.host
 """
 
-BOOT = """
-SELECT type, phase, name, status FROM boot_phases ORDER BY seq DESC LIMIT 1
+# The current run: the boot rows from the latest phase 1 on (every `grace up` starts at phase 1),
+# with the `system_stopped` that may end it.
+BOOT_RUN = """
+SELECT type, phase, name, status, detail FROM boot_phases
+WHERE seq >= (SELECT coalesce(max(seq), 0) FROM boot_phases WHERE type = 'boot_phase' AND phase = 1)
+ORDER BY seq
 """
 
 KERNELS = f"""
@@ -73,14 +78,54 @@ SELECT
     (SELECT count(*) FROM open WHERE type = 'vulnerable_dependency') AS vulnerabilities
 """
 
+# Distinct findings: a (host, type, finding_key) counts once per episode, from its first report
+# until its condition_cleared; the monitor re-publishes an active finding every interval, and
+# those re-publications are not new findings. An issue row opens an episode when the previous
+# row of its key (issues and clearances in log order) is none or a clearance.
+FINDINGS = """
+WITH timeline AS (
+    SELECT host, type, finding_key, seq, trigger, true AS found FROM issues
+    UNION ALL
+    SELECT host, condition, finding_key, seq, NULL, false FROM clearances),
+marked AS (
+    SELECT trigger, type, found,
+           lag(found) OVER (PARTITION BY host, type, finding_key ORDER BY seq) AS prev
+    FROM timeline)
+SELECT trigger, type, count(*) FROM marked WHERE found AND prev IS DISTINCT FROM true
+GROUP BY ALL ORDER BY ALL
+"""
+
 TRIGGERS = """
 SELECT (SELECT count(*) FROM checks) AS total_checks,
-       (SELECT count(*) FROM issues) AS issues_detected,
+       (SELECT count(*) FROM issues) AS issues_published,
        (SELECT count(*) FROM results WHERE outcome = 'succeeded') AS actions_executed,
        (SELECT max(time) FROM checks) AS last_run
 """
 
-ISSUE_COUNTS = "SELECT trigger, count(*) FROM issues GROUP BY trigger ORDER BY trigger"
+# Fix tasks: a task (its id in the result of the command that handed it over, e.g.
+# escalate_to_coding_agent) is open until a fix_report with its id arrives; then it counts by
+# the latest report's outcome. A review_code that reports in its own result (no task id)
+# counts by that result's outcome (`findings` = failed). `data` is read as text, so a report
+# with an outcome this version's schema does not know is still counted under its name.
+FIX_TASKS = """
+WITH reports AS (
+    SELECT data->>'task_id' AS task_id, arg_max(data->>'outcome', seq) AS state
+    FROM events WHERE type = 'fix_report' GROUP BY 1),
+opened AS (
+    SELECT DISTINCT details->>'task_id' AS task_id FROM results
+    WHERE outcome = 'succeeded' AND details->>'task_id' IS NOT NULL),
+tasks AS (
+    SELECT coalesce(r.state, 'open') AS state
+    FROM opened o FULL OUTER JOIN reports r ON r.task_id = o.task_id),
+reviews AS (
+    SELECT CASE details->>'outcome' WHEN 'findings' THEN 'failed' ELSE details->>'outcome' END
+           AS state
+    FROM results WHERE action = 'review_code' AND outcome = 'succeeded'
+    AND details->>'task_id' IS NULL AND details->>'outcome' IS NOT NULL)
+SELECT state, count(*) FROM (SELECT state FROM tasks UNION ALL SELECT state FROM reviews)
+GROUP BY state ORDER BY state
+"""
+FIX_TASK_STATES = ("open", "passed", "failed", "unverified", "error")
 
 MONITORS = LATEST_BY_HOST.format(types="'monitor_started', 'monitor_stopped'")
 
@@ -117,6 +162,11 @@ SELECT (SELECT count(*) FROM results WHERE outcome = 'failed' AND time >= $since
 
 HAS_EVENTS = "SELECT last_seq, last_event_time FROM projection_state WHERE id = 1"
 
+# How many monitor intervals without a new event make the dashboard stale. While Grace runs,
+# its monitor writes a check result per trigger every interval, so the log never stays still
+# for a whole interval; three allow for a slow cycle and the file's publication delay.
+STALE_INTERVALS = 3
+
 # ---------------------------------------------------------------- metrics
 
 CHECKS_BY_TRIGGER = "SELECT trigger, outcome, count(*) FROM checks GROUP BY ALL ORDER BY ALL"
@@ -143,28 +193,72 @@ def _active(rows: list[tuple[Any, ...]], started: str) -> list[tuple[Any, ...]]:
     return [r for r in rows if r[1] == started and (r[4] is None or r[4] < r[2])]
 
 
-def boot(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
-    """(boot_phase, boot_state): state is one of none, stopped, failed, booting, complete."""
-    row = con.execute(BOOT).fetchone()
-    if row is None:
-        return "unknown", "none"
-    type_, phase, name, status = row
-    if type_ == "system_stopped":
-        return "stopped", "stopped"
-    if status == "failed":
-        return f"failed:{name}", "failed"
-    if status == "completed" and phase >= 7:  # events.BootPhase: phases 1..7
-        return "complete", "complete"
-    return str(name), "booting"
+@dataclass
+class Boot:
+    """The current run's boot, from its boot rows."""
+
+    phase: str  # the seed's `boot_phase` string
+    state: str  # none, booting, complete, failed, stopped
+    detail: dict[str, Any]  # the dashboard's `boot` object
+    halted: bool = False  # a phase failed and monitoring never became active
+
+    @property
+    def stopped(self) -> bool:
+        """The run ended with system_stopped (a clean stop, or a boot that gave up)."""
+        return bool(self.detail["stopped"])
+
+    @property
+    def failed(self) -> bool:
+        return self.detail.get("failed_phase") is not None
 
 
-def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float) -> dict[str, Any]:
-    """The operator dashboard (seed JSON shape) as of `now` (naive UTC)."""
+def boot(con: duckdb.DuckDBPyConnection) -> Boot:
+    """The current run (from its latest phase 1): a failed phase stays visible after phase 7."""
+    rows = con.execute(BOOT_RUN).fetchall()
+    phases = [r for r in rows if r[0] == "boot_phase"]
+    failed = next((r for r in phases if r[3] == "failed"), None)
+    complete = any(r[1] >= 7 and r[3] == "completed" for r in phases)  # events.BootPhase: 1..7
+    stopped = bool(rows) and rows[-1][0] == "system_stopped"
+    last = phases[-1] if phases else None
+    detail: dict[str, Any] = {
+        "phase": last[1] if last else None, "name": last[2] if last else None,
+        "status": last[3] if last else None,
+        "failed_phase": failed[1] if failed else None, "failed_name": failed[2] if failed else None,
+        "failed_detail": failed[4] if failed else None}
+    if not rows:
+        return Boot("unknown", "none", {"state": "none", "stopped": False, **detail})
+    if failed:
+        phase, state = "failed", "failed"
+    elif stopped:
+        phase, state = "stopped", "stopped"
+    elif complete:
+        phase, state = "complete", "complete"
+    else:
+        phase, state = str(last[2]) if last else "unknown", "booting"
+    return Boot(phase, state, {"state": state, "stopped": stopped, **detail},
+                halted=failed is not None and not complete)
+
+
+def fix_tasks(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Fix tasks by state: open until reported, then by the report's outcome."""
+    counts = dict(con.execute(FIX_TASKS).fetchall())
+    return {k: int(counts.get(k, 0)) for k in FIX_TASK_STATES}
+
+
+def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float,
+              interval_s: float = 30.0) -> dict[str, Any]:
+    """The operator dashboard (seed JSON shape, plus as_of/stale/boot/fix_tasks) as of `now`
+    (naive UTC). `interval_s` is the monitor interval to judge staleness by when the log has
+    no `monitor_started` (the latest one's `interval_s` wins)."""
     since = now - timedelta(seconds=window_s)
-    boot_phase, boot_state = boot(con)
+    b = boot(con)
     k_total, k_running, k_failed, k_degraded, k_critical = con.execute(KERNELS).fetchone()  # type: ignore[misc]
     throttles, attested, deps, vulns = con.execute(SECURITY, {"since": since}).fetchone()  # type: ignore[misc]
-    checks, issues, actions, last_run = con.execute(TRIGGERS).fetchone()  # type: ignore[misc]
+    checks, published, actions, last_run = con.execute(TRIGGERS).fetchone()  # type: ignore[misc]
+    findings = con.execute(FINDINGS).fetchall()
+    issue_counts: dict[str, int] = {}
+    for trigger, _type, n in findings:
+        issue_counts[trigger] = issue_counts.get(trigger, 0) + int(n)
     monitors = _active(con.execute(MONITORS).fetchall(), "monitor_started")
     mon = con.execute(LATEST_MONITOR_START).fetchone() or (None, None)
     policies = con.execute(SNAPSHOT_POLICIES).fetchall()
@@ -175,18 +269,31 @@ def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float)
     models, configs = con.execute(SNAPSHOT_COUNTS).fetchone()  # type: ignore[misc]
     tiers = con.execute(WATCHDOGS).fetchone()[0]  # type: ignore[index]
     recent_failures, critical_open = con.execute(RECENT_FAILURES, {"since": since}).fetchone()  # type: ignore[misc]
-    last_seq = con.execute(HAS_EVENTS).fetchone()[0]  # type: ignore[index]
+    last_seq, as_of = con.execute(HAS_EVENTS).fetchone()  # type: ignore[misc]
 
-    if boot_state == "failed" or k_critical:
+    # Stale: the log (as this file knows it) has been still for STALE_INTERVALS monitor
+    # intervals, so whatever wrote it, or the projection reading it, is gone. A clean stop
+    # is not stale: system_stopped says what happened.
+    stale_after_s = STALE_INTERVALS * float(mon[0] or interval_s)
+    stale = not b.stopped and (
+        as_of is None or (now - as_of).total_seconds() > stale_after_s)
+
+    if stale:
+        health = "unknown"
+    elif b.halted or k_critical:
         health = "critical"
-    elif k_failed or k_degraded or recent_failures or critical_open:
+    elif b.failed or k_failed or k_degraded or recent_failures or critical_open:
         health = "degraded"
     else:
         health = "healthy"
-    if boot_state in ("stopped", "failed", "booting"):
-        system_state = boot_state
-    elif boot_state == "none" and not last_seq:
+    if b.stopped:
+        system_state = "stopped"
+    elif stale or not last_seq:
         system_state = "unknown"
+    elif b.halted:
+        system_state = "failed"
+    elif b.state == "booting":
+        system_state = "booting"
     else:
         system_state = "running" if health == "healthy" else "degraded"
 
@@ -194,15 +301,16 @@ def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float)
     return {
         "timestamp": iso(now),
         "system_state": system_state,
-        "boot_phase": boot_phase,
+        "boot_phase": b.phase,
         "kernels": {"total": k_total, "running": k_running, "failed": k_failed,
                     "degraded": k_degraded},
         "security": {"boot_rate_limiting": throttles > 0, "attested_secrets": attested,
                      "dependencies_tracked": int(deps), "vulnerabilities": vulns},
         "triggers": {
-            "total_checks": checks, "issues_detected": issues, "actions_executed": actions,
+            "total_checks": checks, "issues_detected": sum(issue_counts.values()),
+            "issues_published": published, "actions_executed": actions,
             "last_run": iso(last_run), "running": bool(monitors), "check_interval": num(mon[0]),
-            "issue_counts": dict(con.execute(ISSUE_COUNTS).fetchall()),
+            "issue_counts": dict(sorted(issue_counts.items())),
             "triggers_monitored": mon[1] or 0,
         },
         "snapshots": {
@@ -214,6 +322,11 @@ def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float)
         },
         "watchdogs": {"tier_count": tiers, "active": tiers > 0},
         "health": health,
+        "as_of": iso(as_of),
+        "stale": stale,
+        "stale_after_s": num(stale_after_s),
+        "boot": b.detail,
+        "fix_tasks": fix_tasks(con),
     }
 
 

@@ -8,7 +8,10 @@ from grace import events
 from grace.events import Payload
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-NOW = datetime(2026, 1, 1, 12, 10, 0)  # naive UTC: the dashboard's "now" (10 min after T0)
+# naive UTC: the dashboard's "now", 80 s after T0: 47 s after the story's last event, so not
+# stale (3 x the 30 s monitor interval = 90 s)
+NOW = datetime(2026, 1, 1, 12, 1, 20)
+NOW_ISO = "2026-01-01T12:01:20Z"
 
 
 def story() -> list[tuple[str, Payload]]:
@@ -80,15 +83,24 @@ EXPECTED = {
                  "attested_secrets": 2,  # app.yaml, db.yaml, log.yaml recorded; app.yaml drifted
                  "dependencies_tracked": 89,
                  "vulnerabilities": 1},  # GHSA-2 was cleared
-    "triggers": {"total_checks": 3, "issues_detected": 5, "actions_executed": 2,
+    # the worker's backlog was published twice while active: one finding, two publications
+    "triggers": {"total_checks": 3, "issues_detected": 4, "issues_published": 5,
+                 "actions_executed": 2,
                  "last_run": "2026-01-01T12:00:17Z",  # the check_failed, 17 s after T0
                  "running": True, "check_interval": 30,
-                 "issue_counts": {"latency_queue": 2, "dependency_regression": 2, "config_drift": 1},
+                 "issue_counts": {"config_drift": 1, "dependency_regression": 2, "latency_queue": 1},
                  "triggers_monitored": 3},
     "snapshots": {"running": True, "refresh_interval_hours": 1, "max_age_hours": 24,
                   "model_snapshots": 1, "config_snapshots": 2, "total_snapshots": 3},
     "watchdogs": {"tier_count": 2, "active": True},
     "health": "degraded",
+    "as_of": "2026-01-01T12:00:33Z",  # the story's last event (34 events, one second apart)
+    "stale": False,
+    "stale_after_s": 90,
+    "boot": {"state": "complete", "stopped": False, "phase": 7, "name": "ready",
+             "status": "completed", "failed_phase": None, "failed_name": None,
+             "failed_detail": None},
+    "fix_tasks": {"open": 0, "passed": 0, "failed": 0, "unverified": 0, "error": 0},
 }
 
 

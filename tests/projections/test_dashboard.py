@@ -23,18 +23,21 @@ def build(path: Path, pairs: list[tuple[str, bytes]], split: int = 10) -> Store:
 def test_dashboard_numbers_equal_the_hand_computed_ones(tmp_path: Path) -> None:
     store = build(tmp_path / "p.duckdb", sample.encoded())
     body = queries.dashboard(store.con, now=sample.NOW, window_s=600)
-    assert body.pop("timestamp") == "2026-01-01T12:10:00Z"
+    assert body.pop("timestamp") == sample.NOW_ISO
     assert body == sample.EXPECTED
 
 
 def test_dashboard_has_exactly_the_seed_keys(tmp_path: Path) -> None:
     store = build(tmp_path / "p.duckdb", sample.encoded())
     body = queries.dashboard(store.con, now=sample.NOW, window_s=600)
+    # the seed's keys in the seed's order, then what issue 12 added
     assert list(body) == ["timestamp", "system_state", "boot_phase", "kernels", "security",
-                          "triggers", "snapshots", "watchdogs", "health"]
-    assert list(body["triggers"]) == ["total_checks", "issues_detected", "actions_executed",
-                                      "last_run", "running", "check_interval", "issue_counts",
-                                      "triggers_monitored"]
+                          "triggers", "snapshots", "watchdogs", "health",
+                          "as_of", "stale", "stale_after_s", "boot", "fix_tasks"]
+    assert list(body["triggers"]) == ["total_checks", "issues_detected", "issues_published",
+                                      "actions_executed", "last_run", "running", "check_interval",
+                                      "issue_counts", "triggers_monitored"]
+    assert isinstance(body["boot_phase"], str)
     assert list(body["snapshots"]) == ["running", "refresh_interval_hours", "max_age_hours",
                                        "model_snapshots", "config_snapshots", "total_snapshots"]
 

@@ -186,7 +186,10 @@ def test_http_endpoints_return_the_same_numbers_as_the_file(log_server: Embedded
     assert checks == served["triggers"]["total_checks"]
     issues = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                  if line.startswith("grace_issues_total{"))
-    assert issues == served["triggers"]["issues_detected"]
+    assert issues == served["triggers"]["issues_published"]
+    findings = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("grace_findings_total{"))
+    assert findings == served["triggers"]["issues_detected"] < issues
     assert f"grace_projection_last_seq {float(last)}" in text
     assert "grace_projection_lag_events 0.0" in text
     assert 'grace_actions_total{action="scale_workers",outcome="succeeded"} 1.0' in text
