@@ -23,6 +23,9 @@ from grace.events import Event
 from processors.model import ESCALATE, Action, Playbook
 
 _DEFAULT_ESCALATION = Action(ESCALATE, events.EscalateToCodingAgent, lambda _ev: {}, 0, True)
+VERIFY_REASON = "verify of"  # how a verify escalation's reason starts (a restart learns it back)
+# result events carry the command_id they answer: a verify on them is about that command only
+_RESULTS = frozenset(t for t, c in events.PAYLOAD_CLASSES.items() if c.CATEGORY == "result")
 
 
 class Pending(msgspec.Struct):
@@ -36,7 +39,8 @@ class Pending(msgspec.Struct):
 class TargetState:
     """What one playbook remembers about one target."""
 
-    __slots__ = ("hold_start", "window", "said", "last_action", "last_command", "actions", "verify")
+    __slots__ = ("hold_start", "window", "said", "last_action", "last_command", "actions", "verify",
+                 "seen", "escalated")
 
     def __init__(self) -> None:
         self.hold_start: float | None = None
@@ -46,6 +50,8 @@ class TargetState:
         self.last_command = ""
         self.actions: deque[float] = deque()  # times of acts inside the budget period
         self.verify: Pending | None = None
+        self.seen: Event | None = None  # the latest finding while a verify is pending: evidence
+        self.escalated = ""  # the verify escalation already sent this episode (sent once)
 
     def reset_episode(self) -> None:
         self.hold_start = None
@@ -141,6 +147,8 @@ class Matcher:
         st = states.get(target)
         if st is None:
             st = states[target] = TargetState()
+        if st.verify is not None:
+            st.seen = ev  # what the check finds now, for a failed verify's evidence
         if not p.enabled:
             self._note(p, st, target, ev, "disabled", "the playbook has enabled: false", True)
             return
@@ -227,8 +235,11 @@ class Matcher:
     # ---------------------------------------------------------------- emitting
 
     def _command(self, p: Playbook, a: Action, ev: Event | None, cid: str, cause_ids: list[str],
-                 target: str, host: str, at: datetime, reason: str, escalation: bool = False) -> None:
+                 target: str, host: str, at: datetime, reason: str, escalation: bool = False,
+                 evidence: dict[str, Any] | None = None) -> None:
         params = a.params(ev, f"{p.name}: {reason}")
+        if evidence is not None and a.action == ESCALATE:
+            params["evidence"] = {**(params.get("evidence") or {}), **evidence}
         payload = msgspec.convert({**params, "playbook": p.name, "cause_ids": cause_ids,
                                    "reason": reason}, a.cls)
         self._record(p, target, at.timestamp(), cid, a.index, escalation, ev)
@@ -251,6 +262,10 @@ class Matcher:
         self.issued[cid] = t
         if p.every_s:
             self.slots[p.name] = max(self.slots.get(p.name, -1), int(t // p.every_s))
+            if index == 0 and not escalation and p.verify_within_s:
+                st = self.state[p.name].setdefault(target, TargetState())
+                st.verify = Pending(cid, t + p.verify_within_s, cause)
+                heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
             return
         if escalation or index != 0:
             return
@@ -259,6 +274,7 @@ class Matcher:
         st.actions.append(t)
         st.reset_episode()
         st.said.clear()  # keys name the previous action: a new one starts a fresh record
+        st.seen = None
         if p.verify_within_s:
             st.verify = Pending(cid, t + p.verify_within_s, cause)
             heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
@@ -275,6 +291,8 @@ class Matcher:
             if d.command_id not in self.issued:
                 self._record(p, d.target, ev.time.timestamp(), d.command_id, d.index,
                              d.escalation, None)
+            if d.escalation and d.reason.startswith(VERIFY_REASON):
+                self.state[p.name].setdefault(d.target, TargetState()).escalated = d.command_id
         elif isinstance(d, (events.VerifyPassed, events.VerifyFailed)):
             st = self.state[p.name].get(d.target)
             if st is not None and st.verify is not None and st.verify.command_id == d.command_id:
@@ -292,6 +310,7 @@ class Matcher:
         for p in self.cleared_watch.get(d.condition, ()):
             for target, st in self._targets(p, ev.host, d.key):
                 st.reset_episode()
+                st.escalated = ""  # the condition is gone: a new episode may escalate again
                 if st.verify is not None and p.verify_event is None:
                     self._passed(p, st, target, ev)
 
@@ -300,8 +319,9 @@ class Matcher:
             if p.verify_pred is not None and not p.verify_pred(ev):
                 continue
             values = {f: getattr(ev.data, f) for f in p.group_fields if hasattr(ev.data, f)}
+            cid = getattr(ev.data, "command_id", None)  # a result proves its own command only
             for target, st in self._targets(p, ev.host, values):
-                if st.verify is not None:
+                if st.verify is not None and (cid is None or cid == st.verify.command_id):
                     self._passed(p, st, target, ev)
 
     def _targets(self, p: Playbook, host: str, values: dict[str, Any]
@@ -324,34 +344,72 @@ class Matcher:
         assert st.verify is not None
         cid = st.verify.command_id
         st.verify = None
+        st.seen = None
+        st.escalated = ""
         data = events.VerifyPassed(playbook=p.name, command_id=cid, target=target, evidence_id=ev.id)
         self._decision(data, events.derive_id("verify_passed", cid), ev.host, ev.time)
 
     def expire(self, now: float) -> None:
-        """Fail every verify whose deadline passed before `now`, and escalate."""
+        """Fail every verify whose deadline passed before `now`; escalate once per episode,
+        with what was checked and what was found."""
         while self.deadlines and self.deadlines[0][0] < now:
             deadline, cid, name, target = heapq.heappop(self.deadlines)
             p = self.playbooks[name]
             st = self.state[name].get(target)
             if st is None or st.verify is None or st.verify.command_id != cid:
                 continue  # passed (or superseded) meanwhile
-            cause = st.verify.cause
-            st.verify = None
+            cause, seen = st.verify.cause, st.seen
+            st.verify, st.seen = None, None
             escalation = p.escalate or p.budget_then or _DEFAULT_ESCALATION
             within = p.verify_within_s or 0.0
             host = cause.host if cause is not None else target.split("/")[0]
+            evidence = self._verify_evidence(p, cid, target, within, cause, seen)
+            at = _dt(deadline)
+            if st.escalated:  # this episode was escalated already: record, do not repeat
+                data = events.VerifyFailed(
+                    playbook=name, command_id=cid, target=target, within_s=within, escalation=None,
+                    detail=f"{evidence['checked']} not seen within {fmt(within)}; "
+                           f"{evidence['found']}; already escalated as {st.escalated}, not again "
+                           "until the condition clears")
+                self._decision(data, events.derive_id("verify_failed", cid), host, at)
+                continue
             data = events.VerifyFailed(
                 playbook=name, command_id=cid, target=target, within_s=within,
                 escalation=escalation.action,
-                detail=f"no sign of the fix within {fmt(within)}; escalating with {escalation.action}")
-            at = _dt(deadline)
+                detail=f"{evidence['checked']} not seen within {fmt(within)}; {evidence['found']}; "
+                       f"escalating with {escalation.action}")
             self._decision(data, events.derive_id("verify_failed", cid), host, at)
             if cause is None and escalation is not _DEFAULT_ESCALATION:
                 escalation = _DEFAULT_ESCALATION  # its templates need the cause event
-            self._command(p, escalation, cause, events.derive_id("command", name, "verify", cid),
+            ecid = events.derive_id("command", name, "verify", cid)
+            st.escalated = ecid
+            self._command(p, escalation, cause, ecid,
                           [cause.id] if cause is not None else [], target, host, at,
-                          f"verify of {cid} failed: no fix seen within {fmt(within)}",
-                          escalation=True)
+                          f"{VERIFY_REASON} {cid} failed: {evidence['checked']} not seen within "
+                          f"{fmt(within)}; {evidence['found']}", escalation=True,
+                          evidence={"verify": evidence})
+
+    def _verify_evidence(self, p: Playbook, cid: str, target: str, within: float,
+                         cause: Event | None, seen: Event | None) -> dict[str, Any]:
+        """What a failed verify checked and what it found, for the escalation."""
+        action = p.actions[0].action if p.actions else ""
+        if p.verify_event:
+            checked = f"{p.verify_event} for {cid}" if p.verify_event in _RESULTS else \
+                f"{p.verify_event} for {target}"
+            found = f"no {p.verify_event} after {action}"
+        else:
+            checked = f"condition_cleared of {'/'.join(p.on)} for {target}"
+            found = (f"{seen.type} still reported at {seen.time.isoformat()}" if seen is not None
+                     else f"no condition_cleared after {action}")
+        out: dict[str, Any] = {"command_id": cid, "action": action, "target": target,
+                               "within_s": within, "checked": checked, "found": found}
+        if cause is not None:
+            out["cause"] = {"event_id": cause.id, "type": cause.type,
+                            "time": cause.time.isoformat(), "data": msgspec.to_builtins(cause.data)}
+        if seen is not None:
+            out["latest"] = {"event_id": seen.id, "type": seen.type, "time": seen.time.isoformat(),
+                             "data": msgspec.to_builtins(seen.data)}
+        return out
 
 
 def fmt(seconds: float) -> str:
