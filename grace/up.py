@@ -24,6 +24,7 @@ from grace import events
 from grace.bus import Bus
 from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
 from grace.embedded import EmbeddedServer
+from grace.errors import BootBlocked
 from grace.logwatch import LogWatcher, last_seq
 from grace.stages import STAGES, StageProcess, Watchdog, stage_argv
 
@@ -91,6 +92,7 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
     boot = Boot(bus)
     stages: list[StageProcess] = []
     watcher = LogWatcher(bus, await last_seq(bus) + 1, f"grace.events.*.*.{ctx.cfg.host}").start()
+    reason = "shutdown"
     try:
         await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}")
         await boot.phase(2, "completed", f"NATS {ctx.url()}, streams ensured")
@@ -98,6 +100,10 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
             await boot.phase(n, "started")
             try:
                 await boot.phase(n, "completed", await step(ctx, bus))
+            except BootBlocked as exc:  # the phase forbids going on: nothing has started yet
+                await boot.phase(n, "failed", str(exc))
+                reason = f"boot stopped at phase {n} ({PHASES[n - 1]})"
+                raise
             except Exception as exc:  # noqa: BLE001 - a failed phase is reported, boot goes on
                 log.exception("boot phase %d failed", n)
                 await boot.phase(n, "failed", repr(exc))
@@ -127,17 +133,17 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         stopped_logged = False
         for st in reversed(stages):
             if st.name == "project":  # the projection goes last and takes the stop event with it
-                stopped_logged = await _log_stop(boot)
+                stopped_logged = await _log_stop(boot, reason)
             code = await asyncio.to_thread(st.stop)
             click.echo(f"stopped {st.name} (exit {code})")
         if not stopped_logged:
-            await _log_stop(boot)
+            await _log_stop(boot, reason)
         await bus.close()
 
 
-async def _log_stop(boot: Boot) -> bool:
+async def _log_stop(boot: Boot, reason: str = "shutdown") -> bool:
     try:
-        await boot.publish(events.SystemStopped(reason="shutdown"))
+        await boot.publish(events.SystemStopped(reason=reason))
     except Exception as exc:  # noqa: BLE001 - NATS gone: nothing more to record
         log.warning("could not record system_stopped: %r", exc)
         return False
