@@ -80,6 +80,7 @@ class Matcher:
         self.logged: set[str] = set()  # decision ids found in the log past the ack floor
         self.slots: dict[str, int] = {}  # timer playbook -> last time slot fired
         self.deadlines: list[tuple[float, str, str, str]] = []  # (deadline, command, playbook, target)
+        self.verifying: dict[str, tuple[str, str]] = {}  # command awaiting proof -> (playbook, target)
         self.out: list[Event] = []
         self.emit = True
         self.counts = {"events": 0, "matched": 0, "commands": 0, "suppressed": 0}
@@ -116,6 +117,8 @@ class Matcher:
             self._learn(ev)
         elif ev.data.TYPE == "condition_cleared":
             self._cleared(ev)
+        elif ev.data.TYPE == "command_failed" and self.verifying:
+            self._result_failed(ev)
         if self.verify_watch and ev.data.TYPE in self.verify_watch:
             self._verify_event(ev)
 
@@ -266,6 +269,7 @@ class Matcher:
                 st = self.state[p.name].setdefault(target, TargetState())
                 st.verify = Pending(cid, t + p.verify_within_s, cause)
                 heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
+                self.verifying[cid] = (p.name, target)
             return
         if escalation or index != 0:
             return
@@ -278,6 +282,7 @@ class Matcher:
         if p.verify_within_s:
             st.verify = Pending(cid, t + p.verify_within_s, cause)
             heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
+            self.verifying[cid] = (p.name, target)
 
     # ---------------------------------------------------------------- the log's own record
 
@@ -295,8 +300,11 @@ class Matcher:
                 self.state[p.name].setdefault(d.target, TargetState()).escalated = d.command_id
         elif isinstance(d, (events.VerifyPassed, events.VerifyFailed)):
             st = self.state[p.name].get(d.target)
+            self.verifying.pop(d.command_id, None)
             if st is not None and st.verify is not None and st.verify.command_id == d.command_id:
                 st.verify = None
+                if isinstance(d, events.VerifyPassed):
+                    st.escalated = ""
 
     def note_logged(self, ev: Event) -> None:
         """A decision found past the ack floor: a crashed run emitted it; never emit it again."""
@@ -343,6 +351,7 @@ class Matcher:
     def _passed(self, p: Playbook, st: TargetState, target: str, ev: Event) -> None:
         assert st.verify is not None
         cid = st.verify.command_id
+        self.verifying.pop(cid, None)
         st.verify = None
         st.seen = None
         st.escalated = ""
@@ -350,47 +359,57 @@ class Matcher:
         self._decision(data, events.derive_id("verify_passed", cid), ev.host, ev.time)
 
     def expire(self, now: float) -> None:
-        """Fail every verify whose deadline passed before `now`; escalate once per episode,
-        with what was checked and what was found."""
+        """Fail every verify whose deadline passed before `now`."""
         while self.deadlines and self.deadlines[0][0] < now:
             deadline, cid, name, target = heapq.heappop(self.deadlines)
-            p = self.playbooks[name]
-            st = self.state[name].get(target)
-            if st is None or st.verify is None or st.verify.command_id != cid:
-                continue  # passed (or superseded) meanwhile
-            cause, seen = st.verify.cause, st.seen
-            st.verify, st.seen = None, None
-            escalation = p.escalate or p.budget_then or _DEFAULT_ESCALATION
-            within = p.verify_within_s or 0.0
-            host = cause.host if cause is not None else target.split("/")[0]
-            evidence = self._verify_evidence(p, cid, target, within, cause, seen)
-            at = _dt(deadline)
-            if st.escalated:  # this episode was escalated already: record, do not repeat
-                data = events.VerifyFailed(
-                    playbook=name, command_id=cid, target=target, within_s=within, escalation=None,
-                    detail=f"{evidence['checked']} not seen within {fmt(within)}; "
-                           f"{evidence['found']}; already escalated as {st.escalated}, not again "
-                           "until the condition clears")
-                self._decision(data, events.derive_id("verify_failed", cid), host, at)
-                continue
+            self._fail(name, cid, target, deadline, None)
+
+    def _result_failed(self, ev: Event) -> None:
+        """The command a verify waits for failed: the fix cannot show; fail it now."""
+        d = ev.data
+        assert isinstance(d, events.CommandFailed)
+        where = self.verifying.get(d.command_id)
+        if where is not None:
+            self._fail(where[0], d.command_id, where[1], ev.time.timestamp(), ev)
+
+    def _fail(self, name: str, cid: str, target: str, t: float, failed: Event | None) -> None:
+        """Record verify_failed; escalate once per episode, with what was checked and found."""
+        self.verifying.pop(cid, None)
+        p = self.playbooks[name]
+        st = self.state[name].get(target)
+        if st is None or st.verify is None or st.verify.command_id != cid:
+            return  # passed (or superseded) meanwhile
+        cause, seen = st.verify.cause, st.seen
+        st.verify, st.seen = None, None
+        escalation = p.escalate or p.budget_then or _DEFAULT_ESCALATION
+        within = p.verify_within_s or 0.0
+        host = cause.host if cause is not None else target.split("/")[0]
+        evidence = self._verify_evidence(p, cid, target, within, cause, seen, failed)
+        why = (f"{evidence['found']}: {evidence['checked']} cannot follow" if failed is not None
+               else f"{evidence['checked']} not seen within {fmt(within)}; {evidence['found']}")
+        at = _dt(t)
+        if st.escalated:  # this episode was escalated already: record, do not repeat
             data = events.VerifyFailed(
-                playbook=name, command_id=cid, target=target, within_s=within,
-                escalation=escalation.action,
-                detail=f"{evidence['checked']} not seen within {fmt(within)}; {evidence['found']}; "
-                       f"escalating with {escalation.action}")
+                playbook=name, command_id=cid, target=target, within_s=within, escalation=None,
+                detail=f"{why}; already escalated as {st.escalated}, not again until the "
+                       "condition clears")
             self._decision(data, events.derive_id("verify_failed", cid), host, at)
-            if cause is None and escalation is not _DEFAULT_ESCALATION:
-                escalation = _DEFAULT_ESCALATION  # its templates need the cause event
-            ecid = events.derive_id("command", name, "verify", cid)
-            st.escalated = ecid
-            self._command(p, escalation, cause, ecid,
-                          [cause.id] if cause is not None else [], target, host, at,
-                          f"{VERIFY_REASON} {cid} failed: {evidence['checked']} not seen within "
-                          f"{fmt(within)}; {evidence['found']}", escalation=True,
-                          evidence={"verify": evidence})
+            return
+        data = events.VerifyFailed(
+            playbook=name, command_id=cid, target=target, within_s=within,
+            escalation=escalation.action, detail=f"{why}; escalating with {escalation.action}")
+        self._decision(data, events.derive_id("verify_failed", cid), host, at)
+        if cause is None and escalation is not _DEFAULT_ESCALATION:
+            escalation = _DEFAULT_ESCALATION  # its templates need the cause event
+        ecid = events.derive_id("command", name, "verify", cid)
+        st.escalated = ecid
+        self._command(p, escalation, cause, ecid, [cause.id] if cause is not None else [],
+                      target, host, at, f"{VERIFY_REASON} {cid} failed: {why}", escalation=True,
+                      evidence={"verify": evidence})
 
     def _verify_evidence(self, p: Playbook, cid: str, target: str, within: float,
-                         cause: Event | None, seen: Event | None) -> dict[str, Any]:
+                         cause: Event | None, seen: Event | None, failed: Event | None
+                         ) -> dict[str, Any]:
         """What a failed verify checked and what it found, for the escalation."""
         action = p.actions[0].action if p.actions else ""
         if p.verify_event:
@@ -401,11 +420,16 @@ class Matcher:
             checked = f"condition_cleared of {'/'.join(p.on)} for {target}"
             found = (f"{seen.type} still reported at {seen.time.isoformat()}" if seen is not None
                      else f"no condition_cleared after {action}")
+        if failed is not None:
+            found = f"{action} failed: {getattr(failed.data, 'reason', '')}"
         out: dict[str, Any] = {"command_id": cid, "action": action, "target": target,
                                "within_s": within, "checked": checked, "found": found}
         if cause is not None:
             out["cause"] = {"event_id": cause.id, "type": cause.type,
                             "time": cause.time.isoformat(), "data": msgspec.to_builtins(cause.data)}
+        if failed is not None:
+            out["result"] = {"event_id": failed.id, "type": failed.type,
+                             "time": failed.time.isoformat(), "data": msgspec.to_builtins(failed.data)}
         if seen is not None:
             out["latest"] = {"event_id": seen.id, "type": seen.type, "time": seen.time.isoformat(),
                              "data": msgspec.to_builtins(seen.data)}

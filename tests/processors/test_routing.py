@@ -138,3 +138,22 @@ def test_scale_up_verifies_on_the_backlog_clearing() -> None:
     [passed] = of_type(out, "verify_passed")
     assert passed.data.command_id == scale.id
     assert [(c.type, c.data.by) for c in commands(out)] == [("scale_workers", -1)]  # scale-down
+
+
+def test_a_failed_command_fails_its_verify_at_once_with_the_reason() -> None:
+    m = shipped()
+    vuln = events.VulnerableDependency(package="requests", installed_version="2.19.0",
+                                      advisory_id="GHSA-1", fixed_version="2.31.0")
+    m.process(ev(vuln, 0))
+    [pr] = [c for c in commands(m.take()) if c.type == "create_upgrade_pr"]
+    m.process(ev(events.CommandFailed(command_id=pr.id, action="create_upgrade_pr",
+                                      reason="the working tree has uncommitted changes"), 3))
+    out = m.take()
+    [failed] = of_type(out, "verify_failed")
+    assert failed.time == at(3) and failed.data.command_id == pr.id  # not at the 5m deadline
+    [esc] = commands(out)
+    proof = esc.data.evidence["verify"]
+    assert proof["found"] == "create_upgrade_pr failed: the working tree has uncommitted changes"
+    assert proof["result"]["type"] == "command_failed"
+    m.tick(at(400).timestamp())
+    assert of_type(m.take(), "verify_failed") == []  # the deadline does not fail it twice
