@@ -145,3 +145,48 @@ def test_with_the_gate_off_boot_goes_on_and_a_fix_task_names_the_file(tmp_path: 
                 proc.kill()
                 proc.wait()
     assert kernels_of(root) == []
+
+
+def test_a_syntax_error_written_while_running_becomes_a_fix_task(tmp_path: Path) -> None:
+    """The shipped defaults (gate on, a clean tree): boot, then break a file."""
+    root = tmp_path / "system"
+    demo.init_copy(root)
+    cfg = root / "grace.yaml"
+    text = cfg.read_text().replace("18080", str(free_port()))
+    cfg.write_text(re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{free_port()}"', text))
+    log = root / "up.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)],
+                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while "phase 7/7" not in log.read_text(errors="replace"):
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            assert re.search(r"phase 3/7 pre-boot code diff +ok", log.read_text())
+            url = read_url(root / ".grace")
+            assert url
+            assert [t for t in asyncio.run(fix_tasks(url))
+                    if t.playbook == "syntax_error_detected"] == []
+            fault = subprocess.run([sys.executable, "-m", "grace.cli", "demo", "fault",
+                                    "syntax-error", "-c", str(cfg)],
+                                   capture_output=True, text=True, timeout=60)
+            assert fault.returncode == 0, fault.stderr
+            # file triggers react to the change (watchfiles); the 30s cycle would find it too
+            tasks: list[events.FixTask] = []
+            until = time.monotonic() + 90
+            while not tasks and time.monotonic() < until:
+                time.sleep(0.5)
+                tasks = [t for t in asyncio.run(fix_tasks(url))
+                         if t.playbook == "syntax_error_detected"]
+            assert len(tasks) == 1, log.read_text()
+            assert tasks[0].files == [BROKEN]
+            assert tasks[0].summary.startswith(f"syntax error in {BROKEN}:1: ")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert kernels_of(root) == []
