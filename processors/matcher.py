@@ -392,7 +392,7 @@ class Matcher:
             data = events.VerifyFailed(
                 playbook=name, command_id=cid, target=target, within_s=within, escalation=None,
                 detail=f"{why}; already escalated as {st.escalated}, not again until the "
-                       "condition clears")
+                       "condition clears or a fix is verified")
             self._decision(data, events.derive_id("verify_failed", cid), host, at)
             return
         data = events.VerifyFailed(

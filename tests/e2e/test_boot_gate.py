@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import psutil
 import pytest
 
@@ -98,6 +99,17 @@ def test_a_syntax_error_stops_boot_at_phase_3(tmp_path: Path) -> None:
     assert [(p.phase, p.status) for p in phases] == [(1, "completed"), (2, "completed"),
                                                      (3, "started"), (3, "failed")]
     assert f"src/{BROKEN}:1: " in phases[-1].detail
+    # the dashboard file tells it too (the projection runs from before phase 3)
+    con = duckdb.connect(str(root / ".grace" / "dashboard.duckdb"), read_only=True)
+    try:
+        failed = con.execute("SELECT phase, detail FROM boot_phases WHERE status = 'failed'"
+                             ).fetchall()
+        stopped = con.execute("SELECT count(*) FROM events WHERE type = 'system_stopped'"
+                              ).fetchone()
+    finally:
+        con.close()
+    assert len(failed) == 1 and failed[0][0] == 3 and f"src/{BROKEN}:1: " in failed[0][1]
+    assert stopped == (1,)
 
 
 async def fix_tasks(url: str) -> list[events.FixTask]:
@@ -144,6 +156,7 @@ def test_with_the_gate_off_boot_goes_on_and_a_fix_task_names_the_file(tmp_path: 
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    assert proc.returncode == 0, log.read_text()[-2000:]  # a clean stop
     assert kernels_of(root) == []
 
 
@@ -189,4 +202,5 @@ def test_a_syntax_error_written_while_running_becomes_a_fix_task(tmp_path: Path)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    assert proc.returncode == 0, log.read_text()[-2000:]  # a clean stop
     assert kernels_of(root) == []
