@@ -7,9 +7,8 @@ Each phase is a boot_phase event in the log and a line on the terminal. A file
 under code.root that does not compile stops boot at phase 3 (failed boot_phase,
 exit 1, no kernel started) unless code.block_boot_on_syntax_error is false. The
 projection starts before phase 3, so even a stopped boot reaches the dashboard
-file. The four
-stages run as child processes under Grace's own watchdog (grace.stages), so one
-crashing never takes the others down. Ctrl-C or SIGTERM stops them in reverse
+file. The four stages run as child processes under Grace's own watchdog
+(grace.stages), so one crashing never takes the others down. Ctrl-C or SIGTERM stops them in reverse
 order: producers, processor, actuator (kernels stopped), projection (dashboard
 file published); then the embedded NATS.
 """
