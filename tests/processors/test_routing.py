@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from grace import events
 from processors import stage, validate
 from processors.matcher import Matcher
@@ -157,3 +159,83 @@ def test_a_failed_command_fails_its_verify_at_once_with_the_reason() -> None:
     assert proof["result"]["type"] == "command_failed"
     m.tick(at(400).timestamp())
     assert of_type(m.take(), "verify_failed") == []  # the deadline does not fail it twice
+
+
+QUEUE = events.QueueBacklog(kernel="worker", stream="JOBS", consumer="workers", pending=900,
+                            ack_pending=0, backlog=900, threshold=200)
+SLOW = events.LatencySpike(kernel="api", url="http://127.0.0.1:18080/health", p95_ms=2000.0,
+                           threshold_ms=500.0, samples=9)
+HOT = events.CpuSaturation(scope="system", percent=97.0, threshold=90.0, samples=3)
+FULL = events.MemoryPressure(scope="system", percent=95.0, threshold=90.0, samples=3)
+BAD_MODEL = events.ModelCorruption(path="models/m.pkl", expected_sha256="a", actual_sha256="b",
+                                   reason="hash mismatch")
+DRIFT = events.ConfigDrift(path="config/app.yaml", expected_sha256="a", actual_sha256="b")
+VULN = events.VulnerableDependency(package="requests", installed_version="2.19.0",
+                                   advisory_id="GHSA-1", fixed_version="2.31.0")
+# playbook -> (its trigger at these times, the proof: "cleared" (the finding's condition_cleared)
+# or "result" (the command's own command_succeeded), the verify window)
+VERIFIED: dict[str, tuple[list[tuple[events.Payload, float]], str, float]] = {
+    "high_queue_backlog": ([(QUEUE, 0)], "cleared", 120),
+    "api_latency_spike": ([(SLOW, 0), (SLOW, 30)], "cleared", 420),
+    "cpu_saturation": ([(HOT, 0), (HOT, 30), (HOT, 60)], "cleared", 180),
+    "memory_pressure": ([(FULL, 0)], "cleared", 180),
+    "model_corruption_detected": ([(BAD_MODEL, 0)], "cleared", 120),
+    "config_drift_detected": ([(DRIFT, 0)], "cleared", 120),
+    "kernel_heartbeat_gap": ([(gap("api"), 0)], "cleared", 120),
+    "cve_vulnerability_detected": ([(VULN, 0)], "result", 300),
+    "resume_load_when_pressure_clears":
+        ([(events.ConditionCleared(condition="cpu_saturation",
+                                   key={"scope": "system", "kernel": ""}), 0)], "result", 120),
+    "scale_down_when_backlog_clears":
+        ([(events.ConditionCleared(condition="queue_backlog", key={"kernel": "worker"}), 0)],
+         "result", 120),
+}
+
+
+def acted(name: str, feed: list[tuple[events.Payload, float]]) -> tuple[Matcher, events.Event]:
+    m = shipped()
+    out: list[events.Event] = []
+    for payload, t in feed:
+        m.tick(at(t).timestamp())
+        m.process(ev(payload, t))
+        out.extend(m.take())
+    first = [c for c in commands(out) if c.data.playbook == name]
+    assert first, f"{name} did not act"
+    return m, first[0]
+
+
+def test_every_changing_shipped_playbook_has_a_verify_case() -> None:
+    changing = {p.name for p in validate.load_paths([stage.SHIPPED]) if p.on
+                and {a.action for a in p.actions} - NO_CHANGE}
+    assert changing == set(VERIFIED)
+
+
+@pytest.mark.parametrize("name", sorted(VERIFIED))
+def test_the_proof_passes_the_verify(name: str) -> None:
+    feed, proof, _ = VERIFIED[name]
+    m, cmd = acted(name, feed)
+    trigger, t = feed[-1]
+    if proof == "cleared":
+        assert isinstance(trigger, events.Trigger)
+        evidence = ev(events.ConditionCleared(condition=trigger.TYPE,
+                                              key=events.finding_key(trigger)), t + 30)
+    else:
+        evidence = ev(events.CommandSucceeded(command_id=cmd.id, action=cmd.type), t + 5)
+    m.process(evidence)
+    out = m.take()
+    passed = [d for d in of_type(out, "verify_passed") if d.data.playbook == name]
+    assert [(d.data.command_id, d.data.evidence_id) for d in passed] == [(cmd.id, evidence.id)]
+
+
+@pytest.mark.parametrize("name", sorted(VERIFIED))
+def test_no_proof_fails_the_verify_and_escalates_once(name: str) -> None:
+    feed, _, within = VERIFIED[name]
+    m, cmd = acted(name, feed)
+    m.tick(at(feed[-1][1] + within + 1).timestamp())
+    m.tick(at(feed[-1][1] + within + 60).timestamp())
+    out = [e for e in m.take() if e.data.playbook == name]
+    [failed] = of_type(out, "verify_failed")
+    assert failed.data.command_id == cmd.id and failed.data.within_s == within
+    [esc] = commands(out)
+    assert esc.type == "escalate_to_coding_agent"
+    assert esc.data.evidence["verify"]["command_id"] == cmd.id
