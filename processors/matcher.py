@@ -134,7 +134,9 @@ class Matcher:
             if self.slots.get(p.name, -1) >= slot:
                 continue
             self.slots[p.name] = slot
-            at = _dt(slot * p.every_s)
+            # stamped when issued (the id is the slot's): a verify window starts now, not at the
+            # slot's start, which may be long past when a processor starts mid-slot
+            at = _dt(now)
             for a in p.actions:
                 cid = events.derive_id("command", p.name, a.index, "slot", slot)
                 self._command(p, a, None, cid, [], self.host, self.host, at,

@@ -239,3 +239,15 @@ def test_no_proof_fails_the_verify_and_escalates_once(name: str) -> None:
     [esc] = commands(out)
     assert esc.type == "escalate_to_coding_agent"
     assert esc.data.evidence["verify"]["command_id"] == cmd.id
+
+
+def test_a_timer_started_mid_slot_gets_its_whole_verify_window() -> None:
+    """The processor starts 40 minutes into the hour: the snapshot still has its 2m."""
+    m = shipped()
+    m.tick(at(2400).timestamp())
+    [snap] = commands(m.take())
+    m.tick(at(2400 + 60).timestamp())
+    assert of_type(m.take(), "verify_failed") == []
+    m.process(ev(events.CommandSucceeded(command_id=snap.id, action="take_snapshot"), 2400 + 70,
+                 host="grace-1"))
+    assert [d.data.command_id for d in of_type(m.take(), "verify_passed")] == [snap.id]
