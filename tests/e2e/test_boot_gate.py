@@ -18,12 +18,11 @@ import psutil
 import pytest
 
 from grace import bus as bus_mod
-from grace import demo, events, topology
+from grace import config, demo, events, topology
 from grace.embedded import EmbeddedServer, free_port, read_url
 from tests.processors.support import stored
 
 pytestmark = pytest.mark.slow
-KERNELS = ("api", "worker", "reporter")
 BROKEN = "shop/broken.py"  # what `grace demo fault syntax-error` writes under code.root
 
 
@@ -46,10 +45,14 @@ def broken_system(root: Path, block: bool | None = None) -> Path:
     return cfg
 
 
+def kernel_names(root: Path) -> set[str]:
+    return {k.name for k in config.load(root / "grace.yaml").kernels}
+
+
 def kernels_of(root: Path) -> list[psutil.Process]:
     """The example's kernels started for this copy (other tests run other copies as `demo`)."""
     found = []
-    for k in KERNELS:
+    for k in kernel_names(root):
         for p in demo.kernel_processes("demo", k):
             try:
                 if Path(p.cwd()).resolve().is_relative_to(root.resolve()):
@@ -135,7 +138,7 @@ def test_with_the_gate_off_boot_goes_on_and_a_fix_task_names_the_file(tmp_path: 
                 time.sleep(0.2)
             text = log.read_text()
             assert re.search(rf"phase 3/7 .* ok .*src/{BROKEN}:1: .*booting anyway", text), text
-            assert {p.environ()["GRACE_KERNEL"] for p in kernels_of(root)} == set(KERNELS)
+            assert {p.environ()["GRACE_KERNEL"] for p in kernels_of(root)} == kernel_names(root)
             url = read_url(root / ".grace")
             assert url
             tasks: list[events.FixTask] = []
