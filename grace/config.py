@@ -96,6 +96,8 @@ class Dependencies(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 class Code(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     root: str | None = None
     tests: str | None = None
+    # a tree that does not compile stops `grace up` at phase 3 (false: boot, route the finding)
+    block_boot_on_syntax_error: bool = True
 
 
 class Http(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -48,6 +48,12 @@ class ValidationErrors(GraceError):
         super().__init__("\n".join(str(e) for e in errors))
 
 
+class BootBlocked(GraceError):
+    """`grace up` refused to go on (e.g. the code does not compile); nothing was started."""
+
+    exit_code = ExitCode.FINDINGS
+
+
 class BusError(GraceError):
     """Anything about the NATS connection or JetStream."""
 

@@ -172,6 +172,8 @@ class TelemetryDrift(Trigger, frozen=True, kw_only=True):
     threshold: float
     baseline_n: int
     recent_n: int
+    baseline_median: float | None = None  # the evidence: the metric then and now
+    recent_median: float | None = None
 
 
 class SchemaDrift(Trigger, frozen=True, kw_only=True):

@@ -3,9 +3,12 @@
 1 config validated  2 bus ready  3 pre-boot code diff  4 snapshots verified
 5 kernels started   6 warm-up (first full trigger cycle)  7 monitoring active
 
-Each phase is a boot_phase event in the log and a line on the terminal. The four
-stages run as child processes under Grace's own watchdog (grace.stages), so one
-crashing never takes the others down. Ctrl-C or SIGTERM stops them in reverse
+Each phase is a boot_phase event in the log and a line on the terminal. A file
+under code.root that does not compile stops boot at phase 3 (failed boot_phase,
+exit 1, no kernel started) unless code.block_boot_on_syntax_error is false. The
+projection starts before phase 3, so even a stopped boot reaches the dashboard
+file. The four stages run as child processes under Grace's own watchdog
+(grace.stages), so one crashing never takes the others down. Ctrl-C or SIGTERM stops them in reverse
 order: producers, processor, actuator (kernels stopped), projection (dashboard
 file published); then the embedded NATS.
 """
@@ -13,17 +16,20 @@ file published); then the embedded NATS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from grace import events
+from grace import events, topology
 from grace.bus import Bus
 from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
 from grace.embedded import EmbeddedServer
+from grace.errors import BootBlocked
 from grace.logwatch import LogWatcher, last_seq
 from grace.stages import STAGES, StageProcess, Watchdog, stage_argv
 
@@ -31,6 +37,7 @@ log = logging.getLogger(__name__)
 PHASES = ("config validated", "bus ready", "pre-boot code diff", "snapshots verified",
           "kernels started", "warm-up", "monitoring active")
 KERNEL_START_TIMEOUT_S = 60.0
+STAGE_UP_TIMEOUT_S = 30.0
 WARMUP_TIMEOUT_S = 120.0
 
 # Phase 3 and 4 work lives in the stages; `grace up` is the composition root.
@@ -91,23 +98,33 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
     boot = Boot(bus)
     stages: list[StageProcess] = []
     watcher = LogWatcher(bus, await last_seq(bus) + 1, f"grace.events.*.*.{ctx.cfg.host}").start()
+    reason = "shutdown"
     try:
         await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}")
         await boot.phase(2, "completed", f"NATS {ctx.url()}, streams ensured")
-        for n, step in ((3, code_diff_step), (4, snapshot_step)):
-            await boot.phase(n, "started")
-            try:
-                await boot.phase(n, "completed", await step(ctx, bus))
-            except Exception as exc:  # noqa: BLE001 - a failed phase is reported, boot goes on
-                log.exception("boot phase %d failed", n)
-                await boot.phase(n, "failed", repr(exc))
         logs = ctx.data_dir / "logs"
         for name in STAGES:
             stages.append(StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
                                        logs / f"{name}.log"))
         by_name = {s.name: s for s in stages}
-        await boot.phase(5, "started")
+        # the projection first: a boot that stops at phase 3 or 4 still reaches the dashboard file
+        projecting = await _first_heartbeat(bus, ctx.cfg.host, "project")
         by_name["project"].start()
+        for n, step in ((3, code_diff_step), (4, snapshot_step)):
+            await boot.phase(n, "started")
+            try:
+                await boot.phase(n, "completed", await step(ctx, bus))
+            except BootBlocked as exc:  # the phase forbids going on: no kernel has started
+                await boot.phase(n, "failed", str(exc))
+                reason = f"boot stopped at phase {n} ({PHASES[n - 1]})"
+                # a projection stopped before it is up would leave no dashboard file: let it come up
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(projecting.wait(), STAGE_UP_TIMEOUT_S)
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed phase is reported, boot goes on
+                log.exception("boot phase %d failed", n)
+                await boot.phase(n, "failed", repr(exc))
+        await boot.phase(5, "started")
         by_name["act"].start()
         ok = await watcher.wait(_kernels_up(ctx), KERNEL_START_TIMEOUT_S)
         await boot.phase(5, "completed" if ok else "failed",
@@ -125,19 +142,33 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
     finally:
         await watcher.close()
         stopped_logged = False
-        for st in reversed(stages):
+        for st in reversed([s for s in stages if s.pid is not None]):  # those started
             if st.name == "project":  # the projection goes last and takes the stop event with it
-                stopped_logged = await _log_stop(boot)
+                stopped_logged = await _log_stop(boot, reason)
             code = await asyncio.to_thread(st.stop)
             click.echo(f"stopped {st.name} (exit {code})")
         if not stopped_logged:
-            await _log_stop(boot)
+            await _log_stop(boot, reason)
         await bus.close()
 
 
-async def _log_stop(boot: Boot) -> bool:
+async def _first_heartbeat(bus: Bus, host: str, stage: str) -> asyncio.Event:
+    """An event set by the stage's first heartbeat (it is up and handles SIGTERM)."""
+    seen = asyncio.Event()
+    sub = None
+
+    async def on_beat(_msg: Any) -> None:
+        seen.set()
+        if sub is not None:
+            await sub.unsubscribe()
+
+    sub = await bus.nc.subscribe(topology.heartbeat_subject(host, stage), cb=on_beat)
+    return seen
+
+
+async def _log_stop(boot: Boot, reason: str = "shutdown") -> bool:
     try:
-        await boot.publish(events.SystemStopped(reason="shutdown"))
+        await boot.publish(events.SystemStopped(reason=reason))
     except Exception as exc:  # noqa: BLE001 - NATS gone: nothing more to record
         log.warning("could not record system_stopped: %r", exc)
         return False

@@ -23,6 +23,9 @@ from grace.events import Event
 from processors.model import ESCALATE, Action, Playbook
 
 _DEFAULT_ESCALATION = Action(ESCALATE, events.EscalateToCodingAgent, lambda _ev: {}, 0, True)
+VERIFY_REASON = "verify of"  # how a verify escalation's reason starts (a restart learns it back)
+# result events carry the command_id they answer: a verify on them is about that command only
+_RESULTS = frozenset(t for t, c in events.PAYLOAD_CLASSES.items() if c.CATEGORY == "result")
 
 
 class Pending(msgspec.Struct):
@@ -36,7 +39,8 @@ class Pending(msgspec.Struct):
 class TargetState:
     """What one playbook remembers about one target."""
 
-    __slots__ = ("hold_start", "window", "said", "last_action", "last_command", "actions", "verify")
+    __slots__ = ("hold_start", "window", "said", "last_action", "last_command", "actions", "verify",
+                 "seen", "escalated")
 
     def __init__(self) -> None:
         self.hold_start: float | None = None
@@ -46,6 +50,8 @@ class TargetState:
         self.last_command = ""
         self.actions: deque[float] = deque()  # times of acts inside the budget period
         self.verify: Pending | None = None
+        self.seen: Event | None = None  # the latest finding while a verify is pending: evidence
+        self.escalated = ""  # the verify escalation already sent this episode (sent once)
 
     def reset_episode(self) -> None:
         self.hold_start = None
@@ -74,6 +80,7 @@ class Matcher:
         self.logged: set[str] = set()  # decision ids found in the log past the ack floor
         self.slots: dict[str, int] = {}  # timer playbook -> last time slot fired
         self.deadlines: list[tuple[float, str, str, str]] = []  # (deadline, command, playbook, target)
+        self.verifying: dict[str, tuple[str, str]] = {}  # command awaiting proof -> (playbook, target)
         self.out: list[Event] = []
         self.emit = True
         self.counts = {"events": 0, "matched": 0, "commands": 0, "suppressed": 0}
@@ -110,6 +117,8 @@ class Matcher:
             self._learn(ev)
         elif ev.data.TYPE == "condition_cleared":
             self._cleared(ev)
+        elif ev.data.TYPE == "command_failed" and self.verifying:
+            self._result_failed(ev)
         if self.verify_watch and ev.data.TYPE in self.verify_watch:
             self._verify_event(ev)
 
@@ -125,7 +134,9 @@ class Matcher:
             if self.slots.get(p.name, -1) >= slot:
                 continue
             self.slots[p.name] = slot
-            at = _dt(slot * p.every_s)
+            # stamped when issued (the id is the slot's): a verify window starts now, not at the
+            # slot's start, which may be long past when a processor starts mid-slot
+            at = _dt(now)
             for a in p.actions:
                 cid = events.derive_id("command", p.name, a.index, "slot", slot)
                 self._command(p, a, None, cid, [], self.host, self.host, at,
@@ -141,6 +152,8 @@ class Matcher:
         st = states.get(target)
         if st is None:
             st = states[target] = TargetState()
+        if st.verify is not None:
+            st.seen = ev  # what the check finds now, for a failed verify's evidence
         if not p.enabled:
             self._note(p, st, target, ev, "disabled", "the playbook has enabled: false", True)
             return
@@ -227,8 +240,11 @@ class Matcher:
     # ---------------------------------------------------------------- emitting
 
     def _command(self, p: Playbook, a: Action, ev: Event | None, cid: str, cause_ids: list[str],
-                 target: str, host: str, at: datetime, reason: str, escalation: bool = False) -> None:
+                 target: str, host: str, at: datetime, reason: str, escalation: bool = False,
+                 evidence: dict[str, Any] | None = None) -> None:
         params = a.params(ev, f"{p.name}: {reason}")
+        if evidence is not None and a.action == ESCALATE:
+            params["evidence"] = {**(params.get("evidence") or {}), **evidence}
         payload = msgspec.convert({**params, "playbook": p.name, "cause_ids": cause_ids,
                                    "reason": reason}, a.cls)
         self._record(p, target, at.timestamp(), cid, a.index, escalation, ev)
@@ -251,6 +267,11 @@ class Matcher:
         self.issued[cid] = t
         if p.every_s:
             self.slots[p.name] = max(self.slots.get(p.name, -1), int(t // p.every_s))
+            if index == 0 and not escalation and p.verify_within_s:
+                st = self.state[p.name].setdefault(target, TargetState())
+                st.verify = Pending(cid, t + p.verify_within_s, cause)
+                heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
+                self.verifying[cid] = (p.name, target)
             return
         if escalation or index != 0:
             return
@@ -259,9 +280,11 @@ class Matcher:
         st.actions.append(t)
         st.reset_episode()
         st.said.clear()  # keys name the previous action: a new one starts a fresh record
+        st.seen = None
         if p.verify_within_s:
             st.verify = Pending(cid, t + p.verify_within_s, cause)
             heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
+            self.verifying[cid] = (p.name, target)
 
     # ---------------------------------------------------------------- the log's own record
 
@@ -275,10 +298,15 @@ class Matcher:
             if d.command_id not in self.issued:
                 self._record(p, d.target, ev.time.timestamp(), d.command_id, d.index,
                              d.escalation, None)
+            if d.escalation and d.reason.startswith(VERIFY_REASON):
+                self.state[p.name].setdefault(d.target, TargetState()).escalated = d.command_id
         elif isinstance(d, (events.VerifyPassed, events.VerifyFailed)):
             st = self.state[p.name].get(d.target)
+            self.verifying.pop(d.command_id, None)
             if st is not None and st.verify is not None and st.verify.command_id == d.command_id:
                 st.verify = None
+                if isinstance(d, events.VerifyPassed):
+                    st.escalated = ""
 
     def note_logged(self, ev: Event) -> None:
         """A decision found past the ack floor: a crashed run emitted it; never emit it again."""
@@ -292,6 +320,7 @@ class Matcher:
         for p in self.cleared_watch.get(d.condition, ()):
             for target, st in self._targets(p, ev.host, d.key):
                 st.reset_episode()
+                st.escalated = ""  # the condition is gone: a new episode may escalate again
                 if st.verify is not None and p.verify_event is None:
                     self._passed(p, st, target, ev)
 
@@ -300,8 +329,9 @@ class Matcher:
             if p.verify_pred is not None and not p.verify_pred(ev):
                 continue
             values = {f: getattr(ev.data, f) for f in p.group_fields if hasattr(ev.data, f)}
+            cid = getattr(ev.data, "command_id", None)  # a result proves its own command only
             for target, st in self._targets(p, ev.host, values):
-                if st.verify is not None:
+                if st.verify is not None and (cid is None or cid == st.verify.command_id):
                     self._passed(p, st, target, ev)
 
     def _targets(self, p: Playbook, host: str, values: dict[str, Any]
@@ -323,35 +353,89 @@ class Matcher:
     def _passed(self, p: Playbook, st: TargetState, target: str, ev: Event) -> None:
         assert st.verify is not None
         cid = st.verify.command_id
+        self.verifying.pop(cid, None)
         st.verify = None
+        st.seen = None
+        st.escalated = ""
         data = events.VerifyPassed(playbook=p.name, command_id=cid, target=target, evidence_id=ev.id)
         self._decision(data, events.derive_id("verify_passed", cid), ev.host, ev.time)
 
     def expire(self, now: float) -> None:
-        """Fail every verify whose deadline passed before `now`, and escalate."""
+        """Fail every verify whose deadline passed before `now`."""
         while self.deadlines and self.deadlines[0][0] < now:
             deadline, cid, name, target = heapq.heappop(self.deadlines)
-            p = self.playbooks[name]
-            st = self.state[name].get(target)
-            if st is None or st.verify is None or st.verify.command_id != cid:
-                continue  # passed (or superseded) meanwhile
-            cause = st.verify.cause
-            st.verify = None
-            escalation = p.escalate or p.budget_then or _DEFAULT_ESCALATION
-            within = p.verify_within_s or 0.0
-            host = cause.host if cause is not None else target.split("/")[0]
+            self._fail(name, cid, target, deadline, None)
+
+    def _result_failed(self, ev: Event) -> None:
+        """The command a verify waits for failed: the fix cannot show; fail it now."""
+        d = ev.data
+        assert isinstance(d, events.CommandFailed)
+        where = self.verifying.get(d.command_id)
+        if where is not None:
+            self._fail(where[0], d.command_id, where[1], ev.time.timestamp(), ev)
+
+    def _fail(self, name: str, cid: str, target: str, t: float, failed: Event | None) -> None:
+        """Record verify_failed; escalate once per episode, with what was checked and found."""
+        self.verifying.pop(cid, None)
+        p = self.playbooks[name]
+        st = self.state[name].get(target)
+        if st is None or st.verify is None or st.verify.command_id != cid:
+            return  # passed (or superseded) meanwhile
+        cause, seen = st.verify.cause, st.seen
+        st.verify, st.seen = None, None
+        escalation = p.escalate or p.budget_then or _DEFAULT_ESCALATION
+        within = p.verify_within_s or 0.0
+        host = cause.host if cause is not None else target.split("/")[0]
+        evidence = self._verify_evidence(p, cid, target, within, cause, seen, failed)
+        why = (f"{evidence['found']}: {evidence['checked']} cannot follow" if failed is not None
+               else f"{evidence['checked']} not seen within {fmt(within)}; {evidence['found']}")
+        at = _dt(t)
+        if st.escalated:  # this episode was escalated already: record, do not repeat
             data = events.VerifyFailed(
-                playbook=name, command_id=cid, target=target, within_s=within,
-                escalation=escalation.action,
-                detail=f"no sign of the fix within {fmt(within)}; escalating with {escalation.action}")
-            at = _dt(deadline)
+                playbook=name, command_id=cid, target=target, within_s=within, escalation=None,
+                detail=f"{why}; already escalated as {st.escalated}, not again until the "
+                       "condition clears or a fix is verified")
             self._decision(data, events.derive_id("verify_failed", cid), host, at)
-            if cause is None and escalation is not _DEFAULT_ESCALATION:
-                escalation = _DEFAULT_ESCALATION  # its templates need the cause event
-            self._command(p, escalation, cause, events.derive_id("command", name, "verify", cid),
-                          [cause.id] if cause is not None else [], target, host, at,
-                          f"verify of {cid} failed: no fix seen within {fmt(within)}",
-                          escalation=True)
+            return
+        data = events.VerifyFailed(
+            playbook=name, command_id=cid, target=target, within_s=within,
+            escalation=escalation.action, detail=f"{why}; escalating with {escalation.action}")
+        self._decision(data, events.derive_id("verify_failed", cid), host, at)
+        if cause is None and escalation is not _DEFAULT_ESCALATION:
+            escalation = _DEFAULT_ESCALATION  # its templates need the cause event
+        ecid = events.derive_id("command", name, "verify", cid)
+        st.escalated = ecid
+        self._command(p, escalation, cause, ecid, [cause.id] if cause is not None else [],
+                      target, host, at, f"{VERIFY_REASON} {cid} failed: {why}", escalation=True,
+                      evidence={"verify": evidence})
+
+    def _verify_evidence(self, p: Playbook, cid: str, target: str, within: float,
+                         cause: Event | None, seen: Event | None, failed: Event | None
+                         ) -> dict[str, Any]:
+        """What a failed verify checked and what it found, for the escalation."""
+        action = p.actions[0].action if p.actions else ""
+        if p.verify_event:
+            checked = f"{p.verify_event} for {cid}" if p.verify_event in _RESULTS else \
+                f"{p.verify_event} for {target}"
+            found = f"no {p.verify_event} after {action}"
+        else:
+            checked = f"condition_cleared of {'/'.join(p.on)} for {target}"
+            found = (f"{seen.type} still reported at {seen.time.isoformat()}" if seen is not None
+                     else f"no condition_cleared after {action}")
+        if failed is not None:
+            found = f"{action} failed: {getattr(failed.data, 'reason', '')}"
+        out: dict[str, Any] = {"command_id": cid, "action": action, "target": target,
+                               "within_s": within, "checked": checked, "found": found}
+        if cause is not None:
+            out["cause"] = {"event_id": cause.id, "type": cause.type,
+                            "time": cause.time.isoformat(), "data": msgspec.to_builtins(cause.data)}
+        if failed is not None:
+            out["result"] = {"event_id": failed.id, "type": failed.type,
+                             "time": failed.time.isoformat(), "data": msgspec.to_builtins(failed.data)}
+        if seen is not None:
+            out["latest"] = {"event_id": seen.id, "type": seen.type, "time": seen.time.isoformat(),
+                             "data": msgspec.to_builtins(seen.data)}
+        return out
 
 
 def fmt(seconds: float) -> str:

@@ -111,9 +111,9 @@ class Processor:
 
     def rebuild_subjects(self) -> list[str]:
         """The subjects whose events can change the matcher's state: the playbooks' event
-        types, condition_cleared, verify events, and decisions."""
+        types, condition_cleared, command_failed (fails a verify), verify events, decisions."""
         m = self.matcher
-        types = sorted(set(m.by_type) | set(m.verify_watch) | {"condition_cleared"})
+        types = sorted(set(m.by_type) | set(m.verify_watch) | {"condition_cleared", "command_failed"})
         return [*(topology.event_filter("*", t, self.host_filter) for t in types),
                 topology.event_filter("decision", "*", self.host_filter)]
 

@@ -182,10 +182,13 @@ class _Checker:
 
     def _timer_only(self, pb: spec.PlaybookSpec) -> None:
         for key, value in (("where", pb.where), ("for", pb.for_), ("count", pb.count),
-                           ("within", pb.within), ("verify", pb.verify),
-                           ("group_by", pb.group_by or None)):
+                           ("within", pb.within), ("group_by", pb.group_by or None)):
             if value is not None:
                 self.err(f"`{key}` has no meaning for a timer playbook (`every`); remove it", key)
+        if pb.verify is not None and pb.verify.event is None:
+            # a timer answers no finding, so no condition_cleared can prove it: name the proof
+            self.err("a timer playbook has no condition to clear: give `verify.event`, e.g. "
+                     "`verify: {within: 2m, event: command_succeeded}`", "verify")
 
     def _durations(self, pb: spec.PlaybookSpec) -> None:
         for key, value in (("every", pb.every), ("for", pb.for_), ("within", pb.within),

@@ -5,13 +5,18 @@ from __future__ import annotations
 from grace import events
 from grace.bus import Bus
 from grace.cliutil import Context
+from grace.errors import BootBlocked
 from producers.base import make_env
 from producers.pre_boot_code_diff import PreBootCodeDiff
 from producers.state import StateStore
 
 
 async def pre_boot_code_diff(ctx: Context, bus: Bus) -> str:
-    """Hash the code tree, compile what changed, publish the findings; return a summary line."""
+    """Hash the code tree, compile what changed, publish the findings; return a summary line.
+
+    Raises BootBlocked (after publishing) when a file does not compile and
+    `code.block_boot_on_syntax_error` is on: nothing may start on broken code.
+    """
     env = make_env(ctx.cfg, StateStore(ctx.data_dir / "state"), bus)
     result = await PreBootCodeDiff(env).check()
     if result.skipped:
@@ -19,7 +24,19 @@ async def pre_boot_code_diff(ctx: Context, bus: Bus) -> str:
     evs = [bus.event(f) for f in result.findings]
     if evs:
         await bus.publish_many(evs)
-    errors = sum(isinstance(f, events.SyntaxErrorFound) for f in result.findings)
+    found = [f for f in result.findings if isinstance(f, events.SyntaxErrorFound)]
+    errors = len(found)
     changed = int(result.stats.get("changed", 0))
-    return (f"{int(result.stats.get('files', 0))} files, {changed} changed since the last good tree, "
-            f"{errors} syntax error{'s' if errors != 1 else ''}")
+    summary = (f"{int(result.stats.get('files', 0))} files, {changed} changed since the last good "
+               f"tree, {errors} syntax error{'s' if errors != 1 else ''}")
+    if not found:
+        return summary
+    root = ctx.cfg.code.root or "."
+    where = "; ".join(f"{root}/{f.path}:{f.line or '?'}: {f.message}" for f in found[:5])
+    if len(found) > 5:
+        where += f"; and {len(found) - 5} more (syntax_error events in the log)"
+    if ctx.cfg.code.block_boot_on_syntax_error:
+        raise BootBlocked(f"boot stopped before any kernel started: syntax error in {where}. Fix "
+                          "the file and run `grace up` again (or set "
+                          "code.block_boot_on_syntax_error: false to boot anyway and get a fix task)")
+    return f"{summary} ({where}); booting anyway (code.block_boot_on_syntax_error: false)"

@@ -11,6 +11,7 @@ added, removed and changed paths -> schema_drift. Delete the kernel's entry in
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -100,4 +101,5 @@ class TelemetryDrift:
             res.findings.append(events.TelemetryDrift(
                 metric="health_latency_ms", kernel=kernel, statistic="psi", value=round(value, 4),
                 threshold=self.env.cfg.thresholds.drift_psi, baseline_n=len(base["values"]),
-                recent_n=len(recent), trigger=self.NAME))
+                recent_n=len(recent), baseline_median=round(statistics.median(base["values"]), 3),
+                recent_median=round(statistics.median(recent), 3), trigger=self.NAME))

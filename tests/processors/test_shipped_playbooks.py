@@ -72,6 +72,47 @@ CASES: list[tuple[str, list[tuple[events.Payload, float]], list[tuple[str, dict[
                                    advisory_id="GHSA-1", fixed_version="2.31.0"), 0)],
      [("create_upgrade_pr", {"package": "requests", "version": "2.31.0",
                              "advisory_id": "GHSA-1"})], "coding_agent"),
+    # the findings routed beyond the seed's ten (issue 12)
+    ("syntax_error_detected",
+     [(events.SyntaxErrorFound(path="shop/broken.py", line=1, column=12, message="invalid syntax",
+                               severity="critical"), 0)],
+     [("escalate_to_coding_agent", {"summary": "syntax error in shop/broken.py:1: invalid syntax",
+                                    "files": ["shop/broken.py"],
+                                    "evidence": {"path": "shop/broken.py", "line": 1, "column": 12,
+                                                 "message": "invalid syntax"}})], "coding_agent"),
+    ("dependency_regression_detected",
+     [(events.DependencyRegression(package="requests", locked_version="2.31.0",
+                                   installed_version="2.19.0", change="downgraded"), 0)],
+     [("escalate_to_coding_agent", {
+         "summary": "requests is downgraded: installed 2.19.0, lock says 2.31.0; reinstall "
+                    "requests==2.31.0 or update the lock on purpose",
+         "evidence": {"package": "requests", "installed_version": "2.19.0",
+                      "locked_version": "2.31.0", "change": "downgraded"}})], "coding_agent"),
+    ("vulnerable_dependency_without_fix",
+     [(events.VulnerableDependency(package="pyyaml", installed_version="5.3",
+                                   advisory_id="GHSA-2", summary="code execution"), 0)],
+     [("escalate_to_coding_agent", {
+         "summary": "pyyaml 5.3 is affected by GHSA-2 and no fixed version is known: "
+                    "code execution"})], "coding_agent"),
+    ("telemetry_drift_detected",
+     [(events.TelemetryDrift(metric="health_latency_ms", kernel="api", value=0.41, threshold=0.2,
+                             baseline_n=20, recent_n=20, baseline_median=3.1,
+                             recent_median=812.5), 0)],
+     [("escalate_to_coding_agent", {
+         "summary": "health_latency_ms of api drifted: psi 0.41 > 0.2; median 3.1 (baseline, "
+                    "n=20) -> 812.5 (now, n=20)",
+         "evidence": {"metric": "health_latency_ms", "kernel": "api", "statistic": "psi",
+                      "value": 0.41, "threshold": 0.2, "baseline": {"n": 20, "median": 3.1},
+                      "now": {"n": 20, "median": 812.5}}})], "coding_agent"),
+    ("schema_drift_detected",
+     [(events.SchemaDrift(kernel="api", url="http://127.0.0.1:18080/health", added=["mode"],
+                          removed=["queue"], changed=["uptime: number -> string"]), 0)],
+     [("escalate_to_coding_agent", {
+         "summary": "the answer of api at http://127.0.0.1:18080/health changed shape: added "
+                    "['mode'], removed ['queue'], changed ['uptime: number -> string']",
+         "evidence": {"kernel": "api", "url": "http://127.0.0.1:18080/health", "added": ["mode"],
+                      "removed": ["queue"], "changed": ["uptime: number -> string"]}})],
+     "coding_agent"),
 ]
 
 
@@ -109,8 +150,13 @@ def test_scale_down_when_backlog_clears() -> None:
 def test_hourly_snapshot_hygiene() -> None:
     m = shipped()
     m.tick(at(0).timestamp())
+    first = commands(m.take())
+    m.process(ev(events.CommandSucceeded(command_id=first[0].id, action="take_snapshot"), 5,
+                 host="grace-1"))  # the actuator's result proves the snapshot (verify)
     m.tick(at(3600).timestamp())
-    assert [c.type for c in commands(m.take())] == ["take_snapshot", "take_snapshot"]
+    later = m.take()
+    assert [c.type for c in first + commands(later)] == ["take_snapshot", "take_snapshot"]
+    assert [d.type for d in later if d.type.startswith("verify")] == ["verify_passed"]
 
 
 def test_a_disk_prediction_is_not_sent_to_code_review() -> None:
@@ -128,4 +174,4 @@ def test_cpu_below_the_playbook_bar_does_nothing() -> None:
 def test_cli_validates_the_shipped_folder() -> None:
     result = grace_cmd("playbooks", "validate", str(stage.SHIPPED))
     assert result.returncode == 0, result.stderr
-    assert "ok: 14 playbooks" in result.stdout
+    assert f"ok: {len(validate.load_paths([stage.SHIPPED]))} playbooks" in result.stdout

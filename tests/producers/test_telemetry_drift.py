@@ -51,6 +51,9 @@ async def test_latency_shift_and_health_shape_change_are_reported(tmp_path: Path
         by_type = {f.TYPE: f for f in res.findings}
         td, sd = by_type["telemetry_drift"], by_type["schema_drift"]
         assert isinstance(td, events.TelemetryDrift) and td.value > 0.25 and td.kernel == "api"
+        # the evidence a fix task carries: the metric then and now (a 20 ms delay added)
+        assert td.baseline_median is not None and td.recent_median is not None
+        assert td.recent_median - td.baseline_median >= 15
         assert isinstance(sd, events.SchemaDrift)
         assert sd.added == ["$.version"] and "$.checks" in sd.removed
         assert sd.changed == ["$.uptime: number -> string"]
