@@ -77,7 +77,7 @@ CASES: list[tuple[str, list[tuple[events.Payload, float]], list[tuple[str, dict[
      [(events.SyntaxErrorFound(path="shop/broken.py", line=1, column=12, message="invalid syntax",
                                severity="critical"), 0)],
      [("escalate_to_coding_agent", {"summary": "syntax error in shop/broken.py:1: invalid syntax",
-                                    "files": ["shop/broken.py"],
+                                    "files": ["shop/broken.py"], "line": 1,
                                     "evidence": {"path": "shop/broken.py", "line": 1, "column": 12,
                                                  "message": "invalid syntax"}})], "coding_agent"),
     ("dependency_regression_detected",
