@@ -4,7 +4,12 @@ Start, stop (SIGTERM, SIGKILL after stop_timeout), restart with backoff on an
 unexpected exit, suspend/resume (SIGSTOP/SIGCONT via psutil) and worker pools
 scaled within min/max. Each kernel runs in its own session so a signal reaches
 its children too. Live instances are written to a state file, so an actuator
-killed and restarted adopts its kernels instead of starting a second set.
+killed and restarted adopts its kernels instead of starting a second set (and
+the producers learn pids and which stopped processes Grace suspended).
+
+A suspended (shed) instance is resumed by the watch loop once it has been
+suspended for `shed.max_s`, whether or not the pressure's clear event came:
+shedding is a pause, never a way to leave a kernel stopped.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ class Supervisor:
 
     def __init__(self, cfg: Config, emit: Emit, *, nats_url: str = "", state_file: Path | None = None,
                  poll_interval: float = 0.2, backoff_base: float = 0.5, backoff_max: float = 30.0,
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None, clock: Callable[[], float] = time.time) -> None:
         self.cfg, self.emit, self.nats_url, self.state_file = cfg, emit, nats_url, state_file
+        self.clock = clock  # wall time of suspensions (shed.max_s); injectable for tests
         self.poll_interval, self.backoff_base, self.backoff_max = poll_interval, backoff_base, backoff_max
         self.log_dir = log_dir or cfg.data_path / "kernels"
         self.instances: dict[str, list[Instance]] = {k.name: [] for k in cfg.kernels}
@@ -117,9 +123,40 @@ class Supervisor:
         self.kernel(name)
         return await self._set_suspended(name, True)
 
-    async def resume(self, name: str) -> list[int]:
+    async def resume(self, name: str, reason: str = "") -> list[int]:
         self.kernel(name)
-        return await self._set_suspended(name, False)
+        return await self._set_suspended(name, False, reason)
+
+    def expire_suspensions(self) -> list[int]:
+        """Resume every instance suspended for `shed.max_s` or longer; the pids resumed.
+
+        Called by the watch loop (under the lock), so the limit holds even when no
+        condition_cleared ever comes."""
+        limit = float(self.cfg.shed.max_s)
+        now = self.clock()
+        done: dict[str, list[int]] = {}
+        for name, insts in self.instances.items():
+            for inst in insts:
+                if inst.state != "suspended" or inst.suspended_at is None:
+                    continue
+                if now - inst.suspended_at < limit:
+                    continue
+                try:
+                    procs = [psutil.Process(inst.pid)]
+                    procs += procs[0].children(recursive=True)
+                    for p in procs:
+                        p.resume()
+                except psutil.NoSuchProcess:
+                    pass  # gone: the watch loop restarts it
+                inst.state, inst.suspended_at = "running", None
+                done.setdefault(name, []).append(inst.pid)
+        for name, pids in done.items():
+            log.warning("kernel %s: resumed pids %s after shed.max_s=%gs", name, pids, limit)
+            self.emit(events.KernelResumed(kernel=name, pids=pids,
+                                           reason=f"shed.max_s={limit:g}s reached"))
+        if done:
+            self._save()
+        return [pid for pids in done.values() for pid in pids]
 
     def suspended(self, name: str) -> bool:
         insts = self.instances.get(name, [])
@@ -213,7 +250,7 @@ class Supervisor:
         self.emit(events.KernelExited(kernel=inst.kernel, instance=inst.index, pid=inst.pid,
                                       code=code, expected=True))
 
-    async def _set_suspended(self, name: str, suspend: bool) -> list[int]:
+    async def _set_suspended(self, name: str, suspend: bool, reason: str = "") -> list[int]:
         done: list[int] = []
         async with self.lock:
             for inst in self.instances[name]:
@@ -229,12 +266,13 @@ class Supervisor:
                 except psutil.NoSuchProcess:
                     continue  # gone: the watch loop restarts it
                 inst.state = "suspended" if suspend else "running"
+                inst.suspended_at = self.clock() if suspend else None
                 done.append(inst.pid)
                 await settle(procs, suspend)
             self._save()
         if done:
-            cls = events.KernelSuspended if suspend else events.KernelResumed
-            self.emit(cls(kernel=name, pids=done))
+            self.emit(events.KernelSuspended(kernel=name, pids=done) if suspend
+                      else events.KernelResumed(kernel=name, pids=done, reason=reason))
         return done
 
     async def _watch(self) -> None:
@@ -243,6 +281,7 @@ class Supervisor:
             try:
                 async with self.lock:
                     self._check_once()
+                    self.expire_suspensions()
             except Exception:  # noqa: BLE001 - the watchdog must keep watching
                 log.exception("kernel supervisor: watch cycle failed")
 

@@ -74,6 +74,13 @@ class Kernel(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     max_rss_mb: float | None = None  # memory budget: over it is memory_pressure for this kernel
 
 
+class Shed(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """What shed_load may suspend under CPU saturation, and for how long at most."""
+
+    kernels: list[str] = []  # non-critical kernels shed_load may SIGSTOP; empty: none
+    max_s: Duration = Duration(300)  # a shed kernel is resumed after this even with no clear event
+
+
 class Protect(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     models: list[str] = []
     configs: list[str] = []
@@ -143,6 +150,7 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     protect: Protect = Protect()
     snapshots: Snapshots = Snapshots()
     caches: list[str] = []
+    shed: Shed = Shed()
     logs: list[str] = []
     dependencies: Dependencies = Dependencies()
     code: Code = Code()
@@ -206,6 +214,16 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
         if k.pool and not 0 <= k.pool.min <= k.pool.max:
             err(f"kernel {k.name!r}: pool needs 0 <= min <= max, got min={k.pool.min} max={k.pool.max}",
                 "kernels", i, "pool")
+    for i, name in enumerate(cfg.shed.kernels):
+        k = cfg.kernel(name)
+        if k is None:
+            err(f"shed.kernels names {name!r}, which is not a kernel of this config; use one of: "
+                f"{', '.join(x.name for x in cfg.kernels) or 'none'}", "shed", "kernels", i)
+        elif k.critical:
+            err(f"shed.kernels names {name!r}, which is critical: a critical kernel is never shed; "
+                "remove it from shed.kernels", "shed", "kernels", i)
+    if cfg.shed.max_s <= 0:
+        err("shed.max_s must be more than 0s", "shed", "max_s")
     if cfg.snapshots.keep < 1:
         err("snapshots.keep must be at least 1 (the last good copy is always kept)", "snapshots", "keep")
     return errors

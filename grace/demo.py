@@ -95,7 +95,8 @@ def inject(ctx: Context, kind: str) -> str:
     if kind == "memory-leak":
         flag = Path(cfg.config_dir) / "leak_memory"
         flag.write_text("300MB")
-        return f"the example reporter now holds 300 MB over its 200 MB budget (remove {flag} to undo)"
+        return (f"the running example reporter now holds 300 MB over its 200 MB budget; a restart "
+                f"frees it (remove {flag} to undo by hand)")
     if kind == "latency":
         flag = Path(cfg.config_dir) / "slow_health"
         flag.write_text("0.8")

@@ -70,6 +70,7 @@ def _configure(root: Path) -> Path:
     api_port, http_port = free_port(), free_port()
     text = text.replace("interval: 30s", "interval: 1s")
     text = text.replace("18080", str(api_port))
+    text = text.replace("18090", str(free_port()))  # the plain http.server kernel
     text = re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{http_port}"', text)
     # cpu_percent 98: only the test's burners saturate, not a busy CI machine; the trend
     # fits the last 8 samples so a ramp is judged on its own
