@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import pytest_asyncio
 
@@ -163,6 +164,35 @@ def kernel_pids(host: str, kernel: str) -> set[int]:
     return {p.pid for p in demo.kernel_processes(host, kernel)}
 
 
+def instance_pids(running: Running, kernel: str) -> dict[int, int]:
+    """{instance: pid} of this Grace's `kernel` processes, found in the world by their
+    environment (other Graces on the machine also use host `demo`, so the state-file mark
+    the supervisor sets tells ours apart)."""
+    mark = str(running.data_dir.resolve() / "actuator" / "demo-kernels.json")
+    out: dict[int, int] = {}
+    for p in psutil.process_iter(["pid"]):
+        try:
+            env = p.environ()
+            if (env.get("GRACE_KERNEL") == kernel and env.get("GRACE_KERNEL_STATE") == mark
+                    and os.getsid(p.pid) == p.pid and p.status() != psutil.STATUS_ZOMBIE):
+                out[int(env.get("GRACE_INSTANCE", "0"))] = p.pid
+        except (psutil.Error, OSError, ValueError):
+            continue
+    return out
+
+
+def all_states(running: Running) -> dict[str, set[str]]:
+    """kernel -> the process states of this Grace's instances of it."""
+    out: dict[str, set[str]] = {}
+    for k in running.ctx().cfg.kernels:
+        for pid in instance_pids(running, k.name).values():
+            try:
+                out.setdefault(k.name, set()).add(str(psutil.Process(pid).status()))
+            except psutil.Error:
+                pass
+    return out
+
+
 def kernel_states(host: str, kernel: str) -> set[str]:
     out = set()
     for p in demo.kernel_processes(host, kernel):
@@ -173,5 +203,6 @@ def kernel_states(host: str, kernel: str) -> set[str]:
     return out
 
 
-__all__ = ["Running", "expect", "eventually", "kernel_pids", "kernel_states", "of_type", "os",
+__all__ = ["Running", "all_states", "expect", "eventually", "instance_pids", "kernel_pids",
+           "kernel_states", "of_type", "os",
            "succeeded", "topology", "watch_from_now"]
