@@ -141,8 +141,11 @@ class HealthSignal:
         beats = tracker.of(k.name)
         for p, _ in live:
             seen = beats.get(p.index)
-            heard = seen.at if seen is not None and seen.pid == p.pid else None
-            last = heard if heard is not None else self._started(p, now)
+            started = self._started(p, now)
+            # a heartbeat of this process (or of its child: a wrapper script), not of the
+            # instance's previous process before a restart
+            heard = seen.at if seen is not None and (seen.pid == p.pid or seen.at >= started) else None
+            last = heard if heard is not None else started
             if now - last > timeout:
                 out.append(self._gap(k, sig, p.index, p.pid, heard, now - last, now, severity))
         return out, suspended

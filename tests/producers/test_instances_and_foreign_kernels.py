@@ -264,3 +264,29 @@ def test_heartbeats_carry_the_instance_the_supervisor_gives(monkeypatch: pytest.
         assert body.instance == expected and body.name == "api"
     finally:
         hb.stop(0.1)
+
+
+async def test_a_restarted_instance_gets_its_grace_period_and_a_wrappers_child_may_beat(
+        tmp_path: Path) -> None:
+    cfg = shipped(tmp_path)  # api: heartbeat_timeout 6s
+    new = subprocess.Popen([sys.executable, "-c", SLEEPER])
+    try:
+        now = [1000.0]
+        env = env_at(cfg, tmp_path, now)
+        trig = HealthSignal(env)
+        # the previous process of instance 0 beat last at 1000 and was replaced by `new`
+        env.shared.heartbeats.record(events.Heartbeat(name="api", instance=0, pid=999_999,
+                                                      time=datetime.now(timezone.utc)))
+        record(cfg, ("api", 0, new, "running"))
+        now[0] = 1010.0  # the old heartbeat is 10 s old, but it is not this process's
+        assert about((await trig.check()).findings, "api") == []
+        now[0] = 1012.0  # a heartbeat from another pid after the start: the kernel's own child
+        env.shared.heartbeats.record(events.Heartbeat(name="api", instance=0, pid=new.pid + 1,
+                                                      time=datetime.now(timezone.utc)))
+        now[0] = 1017.0
+        assert about((await trig.check()).findings, "api") == []
+        now[0] = 1019.0  # 7 s since the last heartbeat > 6 s
+        [gap] = about((await trig.check()).findings, "api")
+        assert isinstance(gap, events.KernelHeartbeatGap) and gap.pid == new.pid
+    finally:
+        stop(new)
