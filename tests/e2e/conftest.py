@@ -30,6 +30,17 @@ from grace.embedded import free_port, read_url
 from grace.logwatch import LogWatcher, last_seq
 
 BOOT_TIMEOUT_S = 120
+# the kernel records of the Graces this test session started: other sessions on the machine
+# (other checkouts, CI jobs) also run example systems with host `demo`, whose kernels the
+# pid helpers below must not count or signal
+OURS: set[Path] = set()
+
+
+def register(root: Path) -> Path:
+    """Note the kernel record of a Grace this session runs on `root` (a working copy)."""
+    mark = (root / ".grace").resolve() / "actuator" / "demo-kernels.json"
+    OURS.add(mark)
+    return mark
 
 
 @dataclass
@@ -88,6 +99,7 @@ def _configure(root: Path) -> Path:
 def grace_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("e2e") / "system"
     demo.init_copy(root)
+    register(root)
     cfg = _configure(root)
     http = re.search(r'listen: "([^"]+)"', cfg.read_text())
     assert http
@@ -160,8 +172,14 @@ async def eventually(pred: Callable[[], Any], timeout: float = 30.0) -> Any:
         await asyncio.sleep(0.2)
 
 
+def _ours(host: str, kernel: str) -> list[psutil.Process]:
+    if not OURS:
+        return demo.kernel_processes(host, kernel)
+    return [p for mark in OURS for p in demo.kernel_processes(host, kernel, mark)]
+
+
 def kernel_pids(host: str, kernel: str) -> set[int]:
-    return {p.pid for p in demo.kernel_processes(host, kernel)}
+    return {p.pid for p in _ours(host, kernel)}
 
 
 def instance_pids(running: Running, kernel: str) -> dict[int, int]:
@@ -195,7 +213,7 @@ def all_states(running: Running) -> dict[str, set[str]]:
 
 def kernel_states(host: str, kernel: str) -> set[str]:
     out = set()
-    for p in demo.kernel_processes(host, kernel):
+    for p in _ours(host, kernel):
         try:
             out.add(p.status())
         except Exception:  # noqa: BLE001 - exited meanwhile

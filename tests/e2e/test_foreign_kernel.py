@@ -23,7 +23,8 @@ import pytest_asyncio
 from grace import bus as bus_mod
 from grace import demo, events
 from grace.embedded import free_port, read_url
-from tests.e2e.conftest import BOOT_TIMEOUT_S, Running, eventually, expect, watch_from_now
+from tests.e2e.conftest import (BOOT_TIMEOUT_S, Running, eventually, expect, register,
+                                watch_from_now)
 
 pytestmark = pytest.mark.slow
 HOST = "demo"
@@ -45,6 +46,7 @@ def shipped_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """`grace up` on the example as shipped; only ports change so parallel runs don't collide."""
     root = tmp_path_factory.mktemp("soak") / "system"
     demo.init_copy(root)
+    register(root)
     cfg = root / "grace.yaml"
     text = cfg.read_text().replace("18080", str(free_port())).replace("18090", str(free_port()))
     text = re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{free_port()}"', text)
