@@ -134,8 +134,8 @@ class Supervisor:
         condition_cleared ever comes."""
         limit = float(self.cfg.shed.max_s)
         now = self.clock()
-        done: dict[str, list[int]] = {}
-        for name, insts in self.instances.items():
+        done: list[Instance] = []
+        for insts in self.instances.values():
             for inst in insts:
                 if inst.state != "suspended" or inst.suspended_at is None:
                     continue
@@ -149,14 +149,15 @@ class Supervisor:
                 except psutil.NoSuchProcess:
                     pass  # gone: the watch loop restarts it
                 inst.state, inst.suspended_at = "running", None
-                done.setdefault(name, []).append(inst.pid)
-        for name, pids in done.items():
-            log.warning("kernel %s: resumed pids %s after shed.max_s=%gs", name, pids, limit)
-            self.emit(events.KernelResumed(kernel=name, pids=pids,
+                done.append(inst)
+        for inst in done:  # one event per instance: the projection keeps a row per instance
+            log.warning("kernel %s[%d]: resumed pid %d after shed.max_s=%gs", inst.kernel,
+                        inst.index, inst.pid, limit)
+            self.emit(events.KernelResumed(kernel=inst.kernel, instance=inst.index, pids=[inst.pid],
                                            reason=f"shed.max_s={limit:g}s reached"))
         if done:
             self._save()
-        return [pid for pids in done.values() for pid in pids]
+        return [inst.pid for inst in done]
 
     def suspended(self, name: str) -> bool:
         insts = self.instances.get(name, [])
@@ -252,6 +253,7 @@ class Supervisor:
 
     async def _set_suspended(self, name: str, suspend: bool, reason: str = "") -> list[int]:
         done: list[int] = []
+        changed: list[Instance] = []
         async with self.lock:
             for inst in self.instances[name]:
                 if inst.state not in ("running", "suspended") or not inst.pid:
@@ -268,11 +270,13 @@ class Supervisor:
                 inst.state = "suspended" if suspend else "running"
                 inst.suspended_at = self.clock() if suspend else None
                 done.append(inst.pid)
+                changed.append(inst)
                 await settle(procs, suspend)
             self._save()
-        if done:
-            self.emit(events.KernelSuspended(kernel=name, pids=done) if suspend
-                      else events.KernelResumed(kernel=name, pids=done, reason=reason))
+        for inst in changed:  # one event per instance: the projection keeps a row per instance
+            self.emit(events.KernelSuspended(kernel=name, instance=inst.index, pids=[inst.pid])
+                      if suspend else events.KernelResumed(kernel=name, instance=inst.index,
+                                                           pids=[inst.pid], reason=reason))
         return done
 
     async def _watch(self) -> None:

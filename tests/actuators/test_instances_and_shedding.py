@@ -36,9 +36,16 @@ async def test_restarting_one_instance_leaves_its_siblings_running(world: World)
 
 
 async def test_shed_load_suspends_only_the_kernels_config_names(world: World) -> None:
+    await world.supervisor.scale("worker", 2)
     shed = await world.executor.handle(world.command(events.ShedLoad()))
     assert isinstance(shed.data, events.CommandSucceeded), shed.data
     assert sorted(shed.data.details["kernels"]) == ["batch", "worker"]
+    assert all(status(p) == psutil.STATUS_STOPPED for n in ("batch", "worker")
+               for p in world.supervisor.pids(n))
+    assert all(status(p) != psutil.STATUS_STOPPED for p in world.supervisor.pids("api"))
+    # one event per instance, so each instance's row in the projection says suspended
+    stopped = {(e.kernel, e.instance) for e in world.emitted if isinstance(e, events.KernelSuspended)}
+    assert stopped == {("batch", 0), ("worker", 0), ("worker", 1)}
     refused = await world.executor.handle(world.command(events.ShedLoad(kernels=["api"])))
     assert isinstance(refused.data, events.CommandFailed)
     # the record tells health_signal which stopped processes Grace suspended (none: no file here)
@@ -47,7 +54,8 @@ async def test_shed_load_suspends_only_the_kernels_config_names(world: World) ->
     assert all(status(p) != psutil.STATUS_STOPPED for n in ("batch", "worker")
                for p in world.supervisor.pids(n))
     back = [e for e in world.emitted if isinstance(e, events.KernelResumed)]
-    assert back and all(e.reason.startswith("resume_load") for e in back)
+    assert {(e.kernel, e.instance) for e in back} == stopped
+    assert all(e.reason.startswith("resume_load") for e in back)
 
 
 async def test_without_shed_kernels_shed_load_suspends_nothing_and_says_what_to_configure(
