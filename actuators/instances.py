@@ -4,7 +4,6 @@ actuator adopt its kernels, and signal helpers."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import subprocess
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Literal
 
 import psutil
+
+from grace import kernelstate
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Instance:
     started: float = field(default_factory=time.monotonic)
     attempt: int = 0
     restart_at: float = 0.0
+    suspended_at: float | None = None  # wall time shed_load suspended it (shed.max_s runs from it)
 
     def exit_code(self) -> tuple[bool, int | None]:
         """(exited, code); code is None for an adopted process (not our child)."""
@@ -48,28 +50,22 @@ class Instance:
 
 
 def save_state(path: Path, instances: list[Instance]) -> None:
-    """Write the live instances atomically (tmp + rename)."""
-    rows = [{"kernel": i.kernel, "index": i.index, "pid": i.pid, "create_time": i.create_time,
-             "state": i.state} for i in instances if i.pid]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rows))
-    os.replace(tmp, path)
+    """Write the live instances atomically (the format is grace.kernelstate's)."""
+    kernelstate.write(path, [kernelstate.Recorded(
+        kernel=i.kernel, index=i.index, pid=i.pid, create_time=i.create_time, state=i.state,
+        suspended_at=i.suspended_at if i.state == "suspended" else None) for i in instances])
 
 
 def load_state(path: Path) -> list[Instance]:
     """The instances a previous actuator recorded (not checked for liveness here)."""
-    try:
-        rows = json.loads(path.read_text())
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError):
-        log.warning("kernel state file %s unreadable; starting kernels afresh", path)
-        return []
-    return [Instance(kernel=r["kernel"], index=int(r["index"]), pid=int(r["pid"]),
-                     create_time=float(r["create_time"]),
-                     state="suspended" if r.get("state") == "suspended" else "running")
-            for r in rows]
+    rows = kernelstate.read(path) or []
+    out = []
+    for r in rows:
+        suspended = r.state == "suspended"
+        out.append(Instance(kernel=r.kernel, index=r.index, pid=r.pid, create_time=r.create_time,
+                            state="suspended" if suspended else "running",
+                            suspended_at=(r.suspended_at or time.time()) if suspended else None))
+    return out
 
 
 def signal_group(pid: int, sig: int) -> None:

@@ -9,7 +9,7 @@ import logging
 
 from nats.js.errors import NotFoundError
 
-from grace import events, topology
+from grace import events, kernelstate, topology
 from grace.bus import Bus
 from grace.cliutil import Context
 from grace.consume import Delivery, PullConsumer
@@ -115,7 +115,7 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
     bus = await ctx.bus("actuator")
     outbox = Outbox(bus)
     outbox.put(snapshots.policy(cfg))
-    state_file = cfg.data_path / "actuator" / f"{cfg.host}-kernels.json"
+    state_file = kernelstate.state_path(cfg)
     supervisor = Supervisor(cfg, outbox.put, nats_url=ctx.url(), state_file=state_file)
     await supervisor.start()
     executor = Executor(cfg, bus, await IntentStore.open(bus, cfg.host), supervisor,

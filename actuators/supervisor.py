@@ -4,7 +4,12 @@ Start, stop (SIGTERM, SIGKILL after stop_timeout), restart with backoff on an
 unexpected exit, suspend/resume (SIGSTOP/SIGCONT via psutil) and worker pools
 scaled within min/max. Each kernel runs in its own session so a signal reaches
 its children too. Live instances are written to a state file, so an actuator
-killed and restarted adopts its kernels instead of starting a second set.
+killed and restarted adopts its kernels instead of starting a second set (and
+the producers learn pids and which stopped processes Grace suspended).
+
+A suspended (shed) instance is resumed by the watch loop once it has been
+suspended for `shed.max_s`, whether or not the pressure's clear event came:
+shedding is a pause, never a way to leave a kernel stopped.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ class Supervisor:
 
     def __init__(self, cfg: Config, emit: Emit, *, nats_url: str = "", state_file: Path | None = None,
                  poll_interval: float = 0.2, backoff_base: float = 0.5, backoff_max: float = 30.0,
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None, clock: Callable[[], float] = time.time) -> None:
         self.cfg, self.emit, self.nats_url, self.state_file = cfg, emit, nats_url, state_file
+        self.clock = clock  # wall time of suspensions (shed.max_s); injectable for tests
         self.poll_interval, self.backoff_base, self.backoff_max = poll_interval, backoff_base, backoff_max
         self.log_dir = log_dir or cfg.data_path / "kernels"
         self.instances: dict[str, list[Instance]] = {k.name: [] for k in cfg.kernels}
@@ -117,9 +123,41 @@ class Supervisor:
         self.kernel(name)
         return await self._set_suspended(name, True)
 
-    async def resume(self, name: str) -> list[int]:
+    async def resume(self, name: str, reason: str = "") -> list[int]:
         self.kernel(name)
-        return await self._set_suspended(name, False)
+        return await self._set_suspended(name, False, reason)
+
+    def expire_suspensions(self) -> list[int]:
+        """Resume every instance suspended for `shed.max_s` or longer; the pids resumed.
+
+        Called by the watch loop (under the lock), so the limit holds even when no
+        condition_cleared ever comes."""
+        limit = float(self.cfg.shed.max_s)
+        now = self.clock()
+        done: list[Instance] = []
+        for insts in self.instances.values():
+            for inst in insts:
+                if inst.state != "suspended" or inst.suspended_at is None:
+                    continue
+                if now - inst.suspended_at < limit:
+                    continue
+                try:
+                    procs = [psutil.Process(inst.pid)]
+                    procs += procs[0].children(recursive=True)
+                    for p in procs:
+                        p.resume()
+                except psutil.NoSuchProcess:
+                    pass  # gone: the watch loop restarts it
+                inst.state, inst.suspended_at = "running", None
+                done.append(inst)
+        for inst in done:  # one event per instance: the projection keeps a row per instance
+            log.warning("kernel %s[%d]: resumed pid %d after shed.max_s=%gs", inst.kernel,
+                        inst.index, inst.pid, limit)
+            self.emit(events.KernelResumed(kernel=inst.kernel, instance=inst.index, pids=[inst.pid],
+                                           reason=f"shed.max_s={limit:g}s reached"))
+        if done:
+            self._save()
+        return [inst.pid for inst in done]
 
     def suspended(self, name: str) -> bool:
         insts = self.instances.get(name, [])
@@ -213,8 +251,9 @@ class Supervisor:
         self.emit(events.KernelExited(kernel=inst.kernel, instance=inst.index, pid=inst.pid,
                                       code=code, expected=True))
 
-    async def _set_suspended(self, name: str, suspend: bool) -> list[int]:
+    async def _set_suspended(self, name: str, suspend: bool, reason: str = "") -> list[int]:
         done: list[int] = []
+        changed: list[Instance] = []
         async with self.lock:
             for inst in self.instances[name]:
                 if inst.state not in ("running", "suspended") or not inst.pid:
@@ -229,12 +268,15 @@ class Supervisor:
                 except psutil.NoSuchProcess:
                     continue  # gone: the watch loop restarts it
                 inst.state = "suspended" if suspend else "running"
+                inst.suspended_at = self.clock() if suspend else None
                 done.append(inst.pid)
+                changed.append(inst)
                 await settle(procs, suspend)
             self._save()
-        if done:
-            cls = events.KernelSuspended if suspend else events.KernelResumed
-            self.emit(cls(kernel=name, pids=done))
+        for inst in changed:  # one event per instance: the projection keeps a row per instance
+            self.emit(events.KernelSuspended(kernel=name, instance=inst.index, pids=[inst.pid])
+                      if suspend else events.KernelResumed(kernel=name, instance=inst.index,
+                                                           pids=[inst.pid], reason=reason))
         return done
 
     async def _watch(self) -> None:
@@ -243,6 +285,7 @@ class Supervisor:
             try:
                 async with self.lock:
                     self._check_once()
+                    self.expire_suspensions()
             except Exception:  # noqa: BLE001 - the watchdog must keep watching
                 log.exception("kernel supervisor: watch cycle failed")
 

@@ -8,13 +8,23 @@ from pathlib import Path
 import grace.heartbeat
 
 HERE = Path(__file__).resolve().parent
+STARTED = time.time()
+
+
+def leaking() -> bool:
+    """The memory-leak fault hits the running process: a restart (a fresh process) clears it."""
+    flag = HERE / "leak_memory"  # fault: `grace demo fault memory-leak`
+    try:
+        return flag.stat().st_mtime >= STARTED - 1.0
+    except FileNotFoundError:
+        return False
 
 
 def main() -> None:
     grace.heartbeat.start("reporter")
     hoard: list[bytes] = []
     while True:
-        if (HERE / "leak_memory").exists() and not hoard:  # fault: `grace demo fault memory-leak`
+        if leaking() and not hoard:
             hoard.append(b"x" * (300 * 1024 * 1024))
         elif not (HERE / "leak_memory").exists():
             hoard.clear()

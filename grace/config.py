@@ -75,6 +75,13 @@ class Kernel(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     code: list[str] = []  # the code it runs (files or folders): escalations about it carry them
 
 
+class Shed(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """What shed_load may suspend under CPU saturation, and for how long at most."""
+
+    kernels: list[str] = []  # non-critical kernels shed_load may SIGSTOP; empty: none
+    max_s: Duration = Duration(300)  # a shed kernel is resumed after this even with no clear event
+
+
 class Protect(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     models: list[str] = []
     configs: list[str] = []
@@ -146,6 +153,7 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     protect: Protect = Protect()
     snapshots: Snapshots = Snapshots()
     caches: list[str] = []
+    shed: Shed = Shed()
     logs: list[str] = []
     dependencies: Dependencies = Dependencies()
     code: Code = Code()
@@ -226,6 +234,17 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
                 err(f"kernel {k.name!r}: code path {c!r} resolves to {cfg.path(c)}, outside the config "
                     f"folder and code.root; name files of the service Grace runs, relative to the config "
                     "file", "kernels", i, "code", j)
+
+    for i, name in enumerate(cfg.shed.kernels):
+        k = cfg.kernel(name)
+        if k is None:
+            err(f"shed.kernels names {name!r}, which is not a kernel of this config; use one of: "
+                f"{', '.join(x.name for x in cfg.kernels) or 'none'}", "shed", "kernels", i)
+        elif k.critical:
+            err(f"shed.kernels names {name!r}, which is critical: a critical kernel is never shed; "
+                "remove it from shed.kernels", "shed", "kernels", i)
+    if cfg.shed.max_s <= 0:
+        err("shed.max_s must be more than 0s", "shed", "max_s")
     if cfg.snapshots.keep < 1:
         err("snapshots.keep must be at least 1 (the last good copy is always kept)", "snapshots", "keep")
     return errors

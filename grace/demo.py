@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import psutil
 
-from grace import protect
+from grace import kernelstate, protect
 from grace.cliutil import Context, fail, guarded, load_context, run, stage_options
 
 FAULTS = ("model-corruption", "config-drift", "kill-kernel", "queue-flood", "cpu-burn",
@@ -54,15 +54,18 @@ def _first(cfg_paths: list[Path], what: str) -> Path:
     return cfg_paths[0]
 
 
-def kernel_processes(host: str, kernel: str) -> list[psutil.Process]:
-    """Processes the supervisor started for `kernel` on `host` (by their environment)."""
+def kernel_processes(host: str, kernel: str, state_file: Path | None = None) -> list[psutil.Process]:
+    """Processes the supervisor started for `kernel` on `host` (by their environment); with
+    `state_file`, only those of the Grace keeping that record (another Grace on the same
+    machine may use the same host name)."""
     found = []
     for p in psutil.process_iter(["pid"]):
         try:
             env = p.environ()
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess, OSError):
             continue
-        if env.get("GRACE_KERNEL") == kernel and env.get("GRACE_HOST") == host:
+        if env.get("GRACE_KERNEL") == kernel and env.get("GRACE_HOST") == host and (
+                state_file is None or env.get("GRACE_KERNEL_STATE") == str(state_file)):
             found.append(p)
     return found
 
@@ -84,7 +87,7 @@ def inject(ctx: Context, kind: str) -> str:
         name = next((k.name for k in cfg.kernels if k.heartbeat_timeout), "")
         if not name:
             fail("no kernel with a heartbeat_timeout in the config to kill")
-        procs = kernel_processes(cfg.host, name)
+        procs = kernel_processes(cfg.host, name, kernelstate.state_path(cfg))
         if not procs:
             fail(f"kernel {name!r} of host {cfg.host!r} is not running; start Grace first (make run)")
         for p in procs:
@@ -95,7 +98,8 @@ def inject(ctx: Context, kind: str) -> str:
     if kind == "memory-leak":
         flag = Path(cfg.config_dir) / "leak_memory"
         flag.write_text("300MB")
-        return f"the example reporter now holds 300 MB over its 200 MB budget (remove {flag} to undo)"
+        return (f"the running example reporter now holds 300 MB over its 200 MB budget; a restart "
+                f"frees it (remove {flag} to undo by hand)")
     if kind == "latency":
         flag = Path(cfg.config_dir) / "slow_health"
         flag.write_text("0.8")

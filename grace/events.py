@@ -43,13 +43,15 @@ class Trigger(Payload, frozen=True, kw_only=True):
 
 class KernelHeartbeatGap(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "kernel_heartbeat_gap"
-    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel', 'instance')
     kernel: str
     reason: Literal["heartbeat_gap", "process_gone"] = "heartbeat_gap"
     last_seen: datetime | None = None
     gap_s: float | None = None
     timeout_s: float = 0.0
     pid: int | None = None
+    instance: int | None = None  # index within the kernel's pool; None: the whole kernel
+    signal: Literal["heartbeat", "health_url", "process"] = "heartbeat"  # what the gap is of
 
 
 class QueueBacklog(Trigger, frozen=True, kw_only=True):
@@ -114,23 +116,30 @@ class ModelCorruption(Trigger, frozen=True, kw_only=True):
 
 class CpuSaturation(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "cpu_saturation"
-    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('scope', 'kernel')
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('scope', 'kernel', 'instance')
     scope: Literal["system", "kernel"]
     kernel: str | None = None
     percent: float
     threshold: float
     samples: int
+    instance: int | None = None
 
 
 class MemoryPressure(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "memory_pressure"
-    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('scope', 'kernel')
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('scope', 'kernel', 'instance')
     scope: Literal["system", "kernel"]
     kernel: str | None = None
     percent: float
     threshold: float
     samples: int
     rss_mb: float | None = None
+    instance: int | None = None
+    # the instance holding the memory (restarting it frees it): largest RSS over its
+    # max_rss_mb, else the largest non-critical instance; "" when no kernel qualifies
+    culprit_kernel: str = ""
+    culprit_instance: int | None = None
+    culprit_rss_mb: float | None = None
 
 
 class CodeChanged(Trigger, frozen=True, kw_only=True):
@@ -345,6 +354,7 @@ class RestoreFromSnapshot(Command, frozen=True, kw_only=True):
 class RestartKernel(Command, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "restart_kernel"
     kernel: str
+    instance: int | None = None  # one instance of the pool; None: every instance
 
 
 class EscalateToCodingAgent(Command, frozen=True, kw_only=True):
@@ -438,6 +448,7 @@ class KernelSuspended(KernelEvent, frozen=True, kw_only=True):
 class KernelResumed(KernelEvent, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "kernel_resumed"
     pids: list[int] = []
+    reason: str = ""  # e.g. "shed.max_s reached" when the actuator resumed it by itself
 
 
 class KernelScaled(KernelEvent, frozen=True, kw_only=True):
@@ -596,6 +607,7 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     pid: int = 0
     time: datetime
     seq: int = 0
+    instance: int = 0  # index within the kernel's pool (GRACE_INSTANCE)
 
 
 # ---------------------------------------------------------------- envelope

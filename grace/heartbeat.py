@@ -3,8 +3,9 @@
 A daemon thread speaks the NATS text protocol over a plain socket (CONNECT,
 PUB, PING/PONG; no asyncio, standard library only) and publishes a Heartbeat
 JSON on `grace.heartbeat.<host>.<kernel>` every `interval` seconds. The URL,
-host and kernel name come from GRACE_NATS_URL / GRACE_HOST / GRACE_KERNEL,
-which the supervisor sets for the kernels it starts. Without a URL it warns
+host, kernel name and instance (index within its pool) come from GRACE_NATS_URL /
+GRACE_HOST / GRACE_KERNEL / GRACE_INSTANCE, which the supervisor sets for the
+kernels it starts; the instance lets Grace tell a hung instance from its siblings. Without a URL it warns
 and does nothing, so a service runs the same outside Grace.
 """
 
@@ -29,8 +30,10 @@ log = logging.getLogger(__name__)
 class Heartbeater:
     """Sends heartbeats from a background thread until `stop()`; reconnects on errors."""
 
-    def __init__(self, url: str, host: str, name: str, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(self, url: str, host: str, name: str, interval: float = DEFAULT_INTERVAL,
+                 instance: int = 0) -> None:
         self.url, self.host, self.name, self.interval = url, host, name, interval
+        self.instance = instance
         self.subject = topology.heartbeat_subject(host, name)
         self.sent = 0
         self.last_error: str | None = None
@@ -50,7 +53,7 @@ class Heartbeater:
     def _payload(self) -> bytes:
         t = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
         return json.dumps({"name": self.name, "kind": "kernel", "pid": os.getpid(), "time": t,
-                           "seq": self.sent}).encode()
+                           "seq": self.sent, "instance": self.instance}).encode()
 
     def _connect(self) -> socket.socket:
         u = urlparse(self.url if "://" in self.url else f"nats://{self.url}")
@@ -111,7 +114,7 @@ class Heartbeater:
 
 
 def start(name: str | None = None, *, url: str | None = None, host: str | None = None,
-          interval: float | None = None) -> Heartbeater | None:
+          interval: float | None = None, instance: int | None = None) -> Heartbeater | None:
     """Start heartbeats for this service; None (with a warning) when no NATS URL is known."""
     url = url or os.environ.get("GRACE_NATS_URL")
     name = name or os.environ.get("GRACE_KERNEL")
@@ -122,4 +125,9 @@ def start(name: str | None = None, *, url: str | None = None, host: str | None =
                       "it for the kernels it starts.", RuntimeWarning, stacklevel=2)
         return None
     every = interval or float(os.environ.get("GRACE_HEARTBEAT_INTERVAL", DEFAULT_INTERVAL))
-    return Heartbeater(url, host, name, every).start()
+    if instance is None:
+        try:
+            instance = int(os.environ.get("GRACE_INSTANCE", "0"))
+        except ValueError:
+            instance = 0
+    return Heartbeater(url, host, name, every, instance).start()

@@ -1,7 +1,8 @@
 """Heartbeats of kernels, heard on core NATS (`grace.heartbeat.<host>.*`), kept in memory.
 
 Heartbeats are never stored in the log; this tracker keeps the last one per
-kernel so health_signal can see gaps and resource_pressure knows the pids.
+kernel instance (`kernel`, `instance`) so health_signal can see the gap of one
+hung instance of a pool and resource_pressure knows each instance's pid.
 """
 
 from __future__ import annotations
@@ -28,22 +29,30 @@ class Seen:
 
 
 class HeartbeatTracker:
-    """Last heartbeat per kernel name on one host."""
+    """Last heartbeat per kernel instance on one host."""
 
     def __init__(self, host: str, clock: Callable[[], float]) -> None:
         self.host = host
         self.clock = clock
         self.started_at = clock()
         self.listening = False
-        self.kernels: dict[str, Seen] = {}
+        self.instances: dict[tuple[str, int], Seen] = {}
         self._sub: Any = None
 
     def record(self, hb: Heartbeat) -> None:
         if hb.kind == "kernel":
-            self.kernels[hb.name] = Seen(self.clock(), hb.pid, hb.seq)
+            self.instances[(hb.name, hb.instance)] = Seen(self.clock(), hb.pid, hb.seq)
 
-    def pid(self, kernel: str) -> int | None:
-        seen = self.kernels.get(kernel)
+    def of(self, kernel: str) -> dict[int, Seen]:
+        """The instances of `kernel` heard from: index -> last heartbeat."""
+        return {i: s for (k, i), s in self.instances.items() if k == kernel}
+
+    def sends(self, kernel: str) -> bool:
+        """Whether any instance of `kernel` has sent a heartbeat since listening began."""
+        return any(k == kernel for k, _ in self.instances)
+
+    def pid(self, kernel: str, instance: int = 0) -> int | None:
+        seen = self.instances.get((kernel, instance))
         return seen.pid if seen and seen.pid > 0 else None
 
     async def listen(self, nc: Any) -> None:

@@ -38,7 +38,8 @@ async def world(tmp_path: Path, nats_url: str) -> AsyncIterator[World]:
     """Kernels api (critical), batch (non-critical) and worker (pool 1..4); host unique."""
     kernels = [kernel("api", tmp_path, critical=True), kernel("batch", tmp_path),
                kernel("worker", tmp_path, pool={"min": 1, "max": 4})]
-    cfg = make_config(tmp_path, host=unique_host(), kernels=kernels, caches=["cache"])
+    cfg = make_config(tmp_path, host=unique_host(), kernels=kernels, caches=["cache"],
+                      shed={"kernels": ["batch", "worker"]})
     b = await bus_mod.connect_and_ensure(nats_url, host=cfg.host, source="grace/test/actuator")
     emitted: list[events.Payload] = []
     sup = Supervisor(cfg, emitted.append, nats_url=nats_url, poll_interval=0.05, backoff_base=0.05)

@@ -17,6 +17,11 @@ from tests.actuators.helpers import kernel, kernel_processes, make_config, ready
 from tests.support import wait_for
 
 
+async def children_count(root: Path, n: int) -> None:
+    """Wait until `n` kernels run: a child just forked shows the parent's command line until it execs."""
+    await wait_for(lambda: len(live_children(root)) == n, timeout=5)
+
+
 def live_children(root: Path) -> list[psutil.Process]:
     """The kernel processes of this test that are children of the test process."""
     me = os.getpid()
@@ -49,14 +54,14 @@ async def test_pool_scales_2_to_4_to_2_in_real_processes(tmp_path: Path) -> None
     sup = Supervisor(cfg, seen.append)
     await sup.start()
     try:
-        assert len(live_children(tmp_path)) == 2
+        await children_count(tmp_path, 2)
         assert await sup.scale("worker", 4) == (2, 4)
-        assert len(live_children(tmp_path)) == 4
+        await children_count(tmp_path, 4)
         assert sorted(p.pid for p in live_children(tmp_path)) == sorted(sup.pids("worker"))
         assert await sup.scale("worker", 2) == (4, 2)
-        assert len(live_children(tmp_path)) == 2
+        await children_count(tmp_path, 2)
         assert await sup.scale("worker", 99) == (2, 6)  # clamped to the pool's max
-        assert len(live_children(tmp_path)) == 6
+        await children_count(tmp_path, 6)
         scaled = [(e.from_count, e.to_count) for e in seen if isinstance(e, events.KernelScaled)]
         assert scaled == [(2, 4), (4, 2), (2, 6)]
     finally:

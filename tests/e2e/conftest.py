@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import pytest_asyncio
 
@@ -29,6 +30,17 @@ from grace.embedded import free_port, read_url
 from grace.logwatch import LogWatcher, last_seq
 
 BOOT_TIMEOUT_S = 120
+# the kernel records of the Graces this test session started: other sessions on the machine
+# (other checkouts, CI jobs) also run example systems with host `demo`, whose kernels the
+# pid helpers below must not count or signal
+OURS: set[Path] = set()
+
+
+def register(root: Path) -> Path:
+    """Note the kernel record of a Grace this session runs on `root` (a working copy)."""
+    mark = (root / ".grace").resolve() / "actuator" / "demo-kernels.json"
+    OURS.add(mark)
+    return mark
 
 
 @dataclass
@@ -70,6 +82,7 @@ def _configure(root: Path) -> Path:
     api_port, http_port = free_port(), free_port()
     text = text.replace("interval: 30s", "interval: 1s")
     text = text.replace("18080", str(api_port))
+    text = text.replace("18090", str(free_port()))  # the plain http.server kernel
     text = re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{http_port}"', text)
     # cpu_percent 98: only the test's burners saturate, not a busy CI machine; the trend
     # fits the last 8 samples so a ramp is judged on its own
@@ -86,6 +99,7 @@ def _configure(root: Path) -> Path:
 def grace_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("e2e") / "system"
     demo.init_copy(root)
+    register(root)
     cfg = _configure(root)
     http = re.search(r'listen: "([^"]+)"', cfg.read_text())
     assert http
@@ -158,13 +172,48 @@ async def eventually(pred: Callable[[], Any], timeout: float = 30.0) -> Any:
         await asyncio.sleep(0.2)
 
 
+def _ours(host: str, kernel: str) -> list[psutil.Process]:
+    if not OURS:
+        return demo.kernel_processes(host, kernel)
+    return [p for mark in OURS for p in demo.kernel_processes(host, kernel, mark)]
+
+
 def kernel_pids(host: str, kernel: str) -> set[int]:
-    return {p.pid for p in demo.kernel_processes(host, kernel)}
+    return {p.pid for p in _ours(host, kernel)}
+
+
+def instance_pids(running: Running, kernel: str) -> dict[int, int]:
+    """{instance: pid} of this Grace's `kernel` processes, found in the world by their
+    environment (other Graces on the machine also use host `demo`, so the state-file mark
+    the supervisor sets tells ours apart)."""
+    mark = str(running.data_dir.resolve() / "actuator" / "demo-kernels.json")
+    out: dict[int, int] = {}
+    for p in psutil.process_iter(["pid"]):
+        try:
+            env = p.environ()
+            if (env.get("GRACE_KERNEL") == kernel and env.get("GRACE_KERNEL_STATE") == mark
+                    and os.getsid(p.pid) == p.pid and p.status() != psutil.STATUS_ZOMBIE):
+                out[int(env.get("GRACE_INSTANCE", "0"))] = p.pid
+        except (psutil.Error, OSError, ValueError):
+            continue
+    return out
+
+
+def all_states(running: Running) -> dict[str, set[str]]:
+    """kernel -> the process states of this Grace's instances of it."""
+    out: dict[str, set[str]] = {}
+    for k in running.ctx().cfg.kernels:
+        for pid in instance_pids(running, k.name).values():
+            try:
+                out.setdefault(k.name, set()).add(str(psutil.Process(pid).status()))
+            except psutil.Error:
+                pass
+    return out
 
 
 def kernel_states(host: str, kernel: str) -> set[str]:
     out = set()
-    for p in demo.kernel_processes(host, kernel):
+    for p in _ours(host, kernel):
         try:
             out.add(p.status())
         except Exception:  # noqa: BLE001 - exited meanwhile
@@ -172,5 +221,6 @@ def kernel_states(host: str, kernel: str) -> set[str]:
     return out
 
 
-__all__ = ["Running", "expect", "eventually", "kernel_pids", "kernel_states", "of_type", "os",
+__all__ = ["Running", "all_states", "expect", "eventually", "instance_pids", "kernel_pids",
+           "kernel_states", "of_type", "os",
            "succeeded", "topology", "watch_from_now"]

@@ -35,7 +35,7 @@ def test_backtest_json_output(tmp_path: Path) -> None:
     result = grace_cmd("playbooks", "test", str(pb), "--events", str(evs), "--json")
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     fired = [r for r in rows if r["type"] == "restart_kernel"]
-    assert fired and fired[0]["params"] == {"kernel": "api"}
+    assert fired and fired[0]["params"] == {"kernel": "api", "instance": None}
 
 
 def test_backtest_from_the_log(tmp_path: Path, nats_url: str) -> None:

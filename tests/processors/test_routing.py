@@ -72,7 +72,7 @@ def test_failed_verify_escalates_once_per_episode_with_evidence() -> None:
     assert failed[1].data.escalation is None and "already escalated" in failed[1].data.detail
     proof = escalations[0].data.evidence["verify"]
     assert proof["command_id"] == restarts[0].id and proof["action"] == "restart_kernel"
-    assert proof["checked"] == "condition_cleared of kernel_heartbeat_gap for web-1/kernel=api"
+    assert proof["checked"] == "condition_cleared of kernel_heartbeat_gap for web-1/kernel=api/instance="
     assert proof["found"].startswith("kernel_heartbeat_gap still reported at ")
     assert proof["latest"]["time"] == at(90).isoformat()  # the latest finding, not the first
     assert proof["cause"]["data"]["kernel"] == "api" and proof["within_s"] == 120.0
@@ -166,7 +166,8 @@ QUEUE = events.QueueBacklog(kernel="worker", stream="JOBS", consumer="workers", 
 SLOW = events.LatencySpike(kernel="api", url="http://127.0.0.1:18080/health", p95_ms=2000.0,
                            threshold_ms=500.0, samples=9)
 HOT = events.CpuSaturation(scope="system", percent=97.0, threshold=90.0, samples=3)
-FULL = events.MemoryPressure(scope="system", percent=95.0, threshold=90.0, samples=3)
+FULL = events.MemoryPressure(scope="system", percent=95.0, threshold=90.0, samples=3,
+                            culprit_kernel="reporter", culprit_instance=0, culprit_rss_mb=512.0)
 BAD_MODEL = events.ModelCorruption(path="models/m.pkl", expected_sha256="a", actual_sha256="b",
                                    reason="hash mismatch")
 DRIFT = events.ConfigDrift(path="config/app.yaml", expected_sha256="a", actual_sha256="b")

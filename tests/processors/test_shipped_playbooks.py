@@ -39,14 +39,15 @@ CASES: list[tuple[str, list[tuple[events.Payload, float]], list[tuple[str, dict[
     ("cpu_saturation", [(CPU, 0), (CPU, 30), (CPU, 60)], [("shed_load", {"kernels": []})],
      "self_healing"),
     ("memory_pressure",
-     [(events.MemoryPressure(scope="system", percent=95.0, threshold=90.0, samples=3), 0)],
-     [("shed_load", {"kernels": []}), ("clear_caches", {"paths": []})], "self_healing"),
+     [(events.MemoryPressure(scope="system", percent=95.0, threshold=90.0, samples=3,
+                             culprit_kernel="reporter", culprit_instance=1), 0)],
+     [("restart_kernel", {"kernel": "reporter", "instance": 1})], "self_healing"),
     ("model_corruption_detected", [(MODEL, 0)],
      [("restore_model_weights", {"path": "models/m.pkl"})], "self_healing"),
     ("config_drift_detected",
      [(events.ConfigDrift(path="config/app.yaml", expected_sha256="a", actual_sha256="b"), 0)],
      [("restore_from_snapshot", {"path": "config/app.yaml"})], "self_healing"),
-    ("kernel_heartbeat_gap", [(gap("api"), 0)], [("restart_kernel", {"kernel": "api"})],
+    ("kernel_heartbeat_gap", [(gap("api"), 0)], [("restart_kernel", {"kernel": "api", "instance": None})],
      "self_healing"),
     ("repeated_error_pattern",
      [(events.RepeatedErrorPattern(log="logs/app.log", template="KeyError <*>", count=7,
@@ -136,9 +137,22 @@ def test_the_ten_seed_playbooks_are_shipped() -> None:
     assert {c[0] for c in CASES} <= names
 
 
-def test_resume_load_when_pressure_clears() -> None:
-    out = feed(shipped(), ev(cleared("memory_pressure", scope="system", kernel=""), 0))
+def test_resume_load_when_cpu_saturation_clears() -> None:
+    out = feed(shipped(), ev(cleared("cpu_saturation", scope="system", kernel=""), 0))
     assert [c.type for c in commands(out)] == ["resume_load"]
+
+
+def test_memory_pressure_clearing_resumes_nothing_it_never_shed() -> None:
+    out = feed(shipped(), ev(cleared("memory_pressure", scope="system", kernel=""), 0))
+    assert [c.type for c in commands(out)] == []
+
+
+def test_a_heartbeat_gap_of_one_instance_restarts_that_instance_only() -> None:
+    m = shipped()
+    out = feed(m, ev(events.KernelHeartbeatGap(kernel="api", instance=1, timeout_s=6.0), 0),
+               ev(events.KernelHeartbeatGap(kernel="api", instance=0, timeout_s=6.0), 1))
+    params = [c.data for c in commands(out)]
+    assert [(p.kernel, p.instance) for p in params] == [("api", 1), ("api", 0)]
 
 
 def test_scale_down_when_backlog_clears() -> None:

@@ -56,7 +56,7 @@ def test_check_uses_nats_when_reachable(tmp_path: Path, nats_url: str) -> None:
     report = json.loads(out.stdout)
     assert out.returncode == 1 and report["nats"]
     [finding] = report["findings"]
-    assert finding["type"] == "kernel_heartbeat_gap" and finding["key"] == {"kernel": "svc"}
+    assert finding["type"] == "kernel_heartbeat_gap" and finding["key"] == {"kernel": "svc", "instance": ""}
 
 
 def test_check_without_nats_notes_the_skipped_backlog_and_still_probes_latency(tmp_path: Path) -> None:

@@ -12,9 +12,10 @@ import warnings
 from pathlib import Path
 
 import msgspec
+import psutil
 import pytest
 
-from grace import config, events, heartbeat
+from grace import config, events, heartbeat, kernelstate
 from grace.durations import parse_duration
 from grace.bus import Bus
 from producers.base import make_env
@@ -65,7 +66,7 @@ async def test_kernel_that_stops_heartbeating_is_a_gap_and_a_dead_one_is_process
         await env.shared.heartbeats.close()
 
 
-async def test_a_kernel_suspended_by_shed_load_is_not_a_gap(bus: Bus, nats_url: str,
+async def test_a_kernel_suspended_by_shed_load_is_not_a_gap_but_one_stopped_by_others_is(bus: Bus, nats_url: str,
                                                              tmp_path: Path) -> None:
     host = "hb-" + uuid.uuid4().hex[:8]
     env = make_env(_cfg(tmp_path, host), StateStore(tmp_path / "state"), bus)
@@ -75,11 +76,20 @@ async def test_a_kernel_suspended_by_shed_load_is_not_a_gap(bus: Bus, nats_url: 
                              env={**os.environ, "GRACE_NATS_URL": nats_url, "GRACE_HOST": host})
     try:
         await wait_for(lambda: env.shared.heartbeats.pid("svc") == child.pid, timeout=10)
-        child.send_signal(signal.SIGSTOP)  # what shed_load does
+        child.send_signal(signal.SIGSTOP)  # what shed_load does, and records as "suspended"
+        kernelstate.write(kernelstate.state_path(env.cfg), [kernelstate.Recorded(
+            kernel="svc", index=0, pid=child.pid, create_time=psutil.Process(child.pid).create_time(),
+            state="suspended")])
         time.sleep(1.0)  # twice the heartbeat timeout
         result = await trig.check()
         assert result.findings == []
         assert result.stats["kernels_suspended"] == 1
+        # the same stop by someone else (the record says running): a hung kernel, a gap
+        kernelstate.write(kernelstate.state_path(env.cfg), [kernelstate.Recorded(
+            kernel="svc", index=0, pid=child.pid, create_time=psutil.Process(child.pid).create_time())])
+        [gap] = (await trig.check()).findings
+        assert isinstance(gap, events.KernelHeartbeatGap) and gap.reason == "heartbeat_gap"
+        assert gap.pid == child.pid and gap.instance == 0
     finally:
         child.kill()
         child.wait()

@@ -1,0 +1,90 @@
+"""Remedies per instance under `grace up` on the example: one hung instance of a pool is
+restarted alone, and the leaking reporter's memory pressure is cleared by restarting it,
+with no kernel left suspended. Effects are counted in the world: pids and process states."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from grace import bus as bus_mod
+from grace import events
+from tests.e2e.conftest import (Running, all_states, eventually, expect, instance_pids,
+                                watch_from_now)
+
+pytestmark = pytest.mark.slow
+HOST = "demo"
+
+
+def publish(running: Running, type_name: str, data: dict[str, object]) -> None:
+    out = subprocess.run([sys.executable, "-m", "grace.cli", "events", "publish", type_name,
+                          "--data", json.dumps(data), "--host", HOST, "-c", str(running.config)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+
+
+async def test_one_hung_instance_of_a_two_instance_pool_is_restarted_alone(
+        grace_up: Running, log_bus: bus_mod.Bus) -> None:
+    publish(grace_up, "scale_workers", {"kernel": "api", "to": 2})
+    pids = await eventually(lambda: (p := instance_pids(grace_up, "api")) and len(p) == 2 and p,
+                            timeout=30)
+    await asyncio.sleep(3)  # both instances heartbeating
+    w = await watch_from_now(log_bus)
+    try:
+        os.kill(pids[1], signal.SIGSTOP)  # hung, not shed by Grace
+        gap = await expect(w, events.KernelHeartbeatGap, lambda d: d.kernel == "api", timeout=30)
+        assert (gap.instance, gap.pid, gap.reason) == (1, pids[1], "heartbeat_gap")
+        done = await expect(w, events.CommandSucceeded, lambda d: d.action == "restart_kernel"
+                            and d.target == "api[1]", timeout=30)
+        assert done.details["restarted"] == 1
+        after = await eventually(lambda: (p := instance_pids(grace_up, "api")).get(1) not in
+                                 (None, pids[1]) and p, timeout=30)
+        assert after[0] == pids[0]  # the sibling: the very same process, never restarted
+        assert psutil.Process(pids[0]).status() != psutil.STATUS_STOPPED
+        assert not psutil.pid_exists(pids[1]) or psutil.Process(pids[1]).status() == psutil.STATUS_ZOMBIE
+        await asyncio.sleep(8)  # more than the heartbeat timeout: the new instance 1 speaks
+        gaps = [e.data for e in w.seen if isinstance(e.data, events.KernelHeartbeatGap)
+                and e.data.kernel == "api"]
+        assert {g.instance for g in gaps} == {1}  # instance 0 was never reported
+        restarts = [e.data for e in w.seen if isinstance(e.data, events.CommandIssued)
+                    and e.data.action == "restart_kernel" and e.data.params.get("kernel") == "api"]
+        assert [r.params.get("instance") for r in restarts] == [1]
+    finally:
+        for pid in instance_pids(grace_up, "api").values():
+            os.kill(pid, signal.SIGCONT)
+        await w.close()
+    publish(grace_up, "scale_workers", {"kernel": "api", "to": 1})
+
+
+async def test_memory_pressure_of_the_leaking_reporter_is_cleared_by_restarting_it(
+        grace_up: Running, log_bus: bus_mod.Bus) -> None:
+    [old] = (await eventually(lambda: instance_pids(grace_up, "reporter"), timeout=30)).values()
+    w = await watch_from_now(log_bus)
+    try:
+        grace_up.fault("memory-leak")
+        await eventually(lambda: psutil.Process(old).memory_info().rss > 250e6, timeout=30)
+        mem = await expect(w, events.MemoryPressure, lambda d: d.kernel == "reporter", timeout=60)
+        assert (mem.culprit_kernel, mem.culprit_instance) == ("reporter", 0)
+        await expect(w, events.CommandSucceeded, lambda d: d.action == "restart_kernel"
+                     and d.target == "reporter[0]", timeout=60)
+        [new] = (await eventually(lambda: (p := instance_pids(grace_up, "reporter")).get(0) != old
+                                  and p, timeout=30)).values()
+        await expect(w, events.ConditionCleared, lambda d: d.condition == "memory_pressure"
+                     and d.key.get("kernel") == "reporter", timeout=60)
+        await asyncio.sleep(5)  # the new reporter runs its loop with the flag still there
+        assert psutil.Process(new).memory_info().rss < 200e6  # restarted: the memory is freed
+        states = all_states(grace_up)
+        assert states and not any(psutil.STATUS_STOPPED in s for s in states.values()), states
+        shed = [e for e in w.seen if isinstance(e.data, events.CommandIssued)
+                and e.data.action == "shed_load"]
+        assert shed == []  # memory pressure never SIGSTOPs anything
+    finally:
+        (grace_up.root / "leak_memory").unlink(missing_ok=True)
+        await w.close()
