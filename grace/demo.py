@@ -98,8 +98,8 @@ def inject(ctx: Context, kind: str) -> str:
         return f"the example reporter now holds 300 MB over its 200 MB budget (remove {flag} to undo)"
     if kind == "latency":
         flag = Path(cfg.config_dir) / "slow_health"
-        flag.write_text("0.8")
-        return f"the example api now answers /health in 0.8s (remove {flag} to undo)"
+        flag.write_text("2")
+        return f"the example api now answers /health in 2s (remove {flag} to undo)"
     if kind == "cpu-burn":
         seconds = 45
         for _ in range(psutil.cpu_count() or 1):

@@ -72,6 +72,7 @@ class LatencySpike(Trigger, frozen=True, kw_only=True):
     p95_ms: float
     threshold_ms: float
     samples: int
+    timeouts: int = 0  # samples in the window that timed out (counted at the time waited)
 
 
 class ConfigDrift(Trigger, frozen=True, kw_only=True):

@@ -6,12 +6,13 @@ import uuid
 from pathlib import Path
 
 import msgspec
+import pytest
 from nats.js import api
 
 from grace import config, events
 from grace.bus import Bus
 from producers.base import make_env
-from producers.latency_queue import LatencyQueue, p95
+from producers.latency_queue import LatencyQueue, p95, probe_plan
 from producers.state import StateStore
 from tests.producers.web import HealthServer
 
@@ -74,3 +75,40 @@ async def test_dead_health_url_is_a_reason_not_a_finding(tmp_path: Path) -> None
 def test_p95_is_nearest_rank() -> None:
     assert p95([float(i) for i in range(1, 101)]) == 95.0
     assert p95([5.0]) == 5.0
+
+
+async def test_a_health_page_that_is_not_json_is_a_latency_sample_not_a_failure(tmp_path: Path) -> None:
+    server = await HealthServer().start()
+    server.text = "<html><body>Directory listing</body></html>"
+    try:
+        kernel = config.Kernel(name="web", command=["w"], health_url=server.url)
+        env = make_env(_cfg(tmp_path, [kernel]), StateStore(tmp_path / "s"))
+        res = await LatencyQueue(env).check()
+        assert res.errors == [] and res.findings == []
+        assert len(env.shared.latency["web"]) == 3
+    finally:
+        await server.stop()
+
+
+def test_probes_fit_the_monitor_timeout_and_wait_at_least_twice_the_threshold() -> None:
+    cfg = config.load(None)  # monitor.timeout 5s, 3 probes: 4s of probing
+    assert probe_plan(cfg, config.Kernel(name="a", command=["a"])) == (3, pytest.approx(4 / 3))
+    slow_ok = config.Kernel(name="b", command=["b"], latency_p95_ms=1500.0)
+    assert probe_plan(cfg, slow_ok) == (1, 3.0)  # one probe of 3s rather than three too short
+
+
+async def test_a_probe_that_times_out_is_a_slow_sample_and_a_latency_spike(tmp_path: Path) -> None:
+    server = await HealthServer().start()
+    try:
+        kernel = config.Kernel(name="api", command=["a"], health_url=server.url)  # p95 limit 500ms
+        env = make_env(_cfg(tmp_path, [kernel], probes=3), StateStore(tmp_path / "s"))
+        trig = LatencyQueue(env)
+        assert (await trig.check()).findings == []
+        server.delay = 2.0  # longer than each probe may wait (4/3 s)
+        res = await trig.check()
+        assert res.errors == [] and res.stats["timeouts.api"] == 3
+        [f] = res.findings
+        assert isinstance(f, events.LatencySpike)
+        assert f.p95_ms >= 1333 and f.timeouts == 3 and f.samples == 6
+    finally:
+        await server.stop()
