@@ -218,7 +218,7 @@ class CheckCompleted(Payload, frozen=True, kw_only=True):
     duration_ms: float
     outcome: Literal["ok", "findings", "skipped"]
     findings: int = 0
-    reason: str = ""  # why skipped
+    reason: str = ""  # why skipped; else notes on parts not judged (said once, e.g. not JSON)
     cycle: int = 0
     stats: dict[str, float] = {}  # what the check covered, e.g. {"dependencies_tracked": 89}
 

@@ -120,7 +120,8 @@ class TriggerMonitor:
             "skipped" if r.skipped else "findings" if findings else "ok")
         self._queue(events.CheckCompleted(trigger=o.trigger, duration_ms=round(o.duration_ms, 3),
                                           outcome=outcome, findings=len(findings),
-                                          reason=r.skipped, cycle=self.cycle,
+                                          reason=r.skipped or "; ".join(r.notes)[:2000],
+                                          cycle=self.cycle,
                                           stats={k: float(v) for k, v in r.stats.items()}),
                     events.derive_id(host, "check", o.trigger, run_id))
         if r.errors:  # partial failure (a dead health URL): reported, no backoff
