@@ -455,6 +455,18 @@ class SnapshotPolicy(Payload, frozen=True, kw_only=True):
     keep: int
 
 
+class SnapshotDue(Payload, frozen=True, kw_only=True):
+    """The snapshot schedule (`snapshots.every`) reached a new slot: time to refresh snapshots.
+
+    Emitted by the producers once per slot (floor(time / every_s)); the shipped
+    playbook `snapshot_hygiene` answers it with take_snapshot."""
+
+    TYPE: ClassVar[str] = "snapshot_due"
+    CATEGORY: ClassVar[str] = "snapshot"
+    every_s: float
+    slot: int
+
+
 class SnapshotTaken(Payload, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "snapshot_taken"
     CATEGORY: ClassVar[str] = "snapshot"

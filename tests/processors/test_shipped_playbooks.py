@@ -14,7 +14,7 @@ from tests.support import grace_cmd
 
 
 def feed(m: Matcher, *evs: events.Event) -> list[events.Event]:
-    """Events only, no clock ticks (the hourly timer has its own test)."""
+    """Events only, no clock ticks."""
     for e in evs:
         m.process(e)
     return m.take()
@@ -100,11 +100,14 @@ def test_scale_down_when_backlog_clears() -> None:
     assert [(c.type, c.data.kernel, c.data.by) for c in cmds] == [("scale_workers", "worker", -1)]
 
 
-def test_hourly_snapshot_hygiene() -> None:
+def test_snapshot_hygiene_answers_each_snapshot_due() -> None:
     m = shipped()
     m.tick(at(0).timestamp())
     m.tick(at(3600).timestamp())
-    assert [c.type for c in commands(m.take())] == ["take_snapshot", "take_snapshot"]
+    assert m.take() == []  # no timer of its own: the schedule is snapshots.every, via snapshot_due
+    out = feed(m, ev(events.SnapshotDue(every_s=3600, slot=1), 0),
+               ev(events.SnapshotDue(every_s=3600, slot=2), 3600))
+    assert [(c.type, c.data.paths) for c in commands(out)] == [("take_snapshot", [])] * 2
 
 
 def test_cpu_below_the_playbook_bar_does_nothing() -> None:
