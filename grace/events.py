@@ -64,6 +64,21 @@ class QueueBacklog(Trigger, frozen=True, kw_only=True):
     threshold: int
 
 
+class QueueBacklogLow(Trigger, frozen=True, kw_only=True):
+    """A pool's backlog is at or below `queue.low_backlog` while it runs more than `pool.min`
+    workers: one can be given back (the shipped playbook scales down by one)."""
+
+    TYPE: ClassVar[str] = "queue_backlog_low"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)
+    kernel: str
+    stream: str
+    consumer: str
+    backlog: int
+    threshold: int  # queue.low_backlog
+    workers: int  # running processes of the pool
+    min_workers: int  # pool.min
+
+
 class LatencySpike(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "latency_spike"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)

@@ -1,8 +1,11 @@
 """latency_queue: JetStream consumer backlog and p95 latency of health probes.
 
 Backlog = num_pending + num_ack_pending of the kernel's `queue` consumer,
-compared with `queue.max_backlog`. Latency: `thresholds.latency_probes` GETs
-of `health_url` per run (`probe_plan`); p95 (nearest rank) of the samples inside
+compared with `queue.max_backlog`; at or below `queue.low_backlog` while the
+pool runs more than `pool.min` processes (counted in the world,
+producers/pools.py) it is queue_backlog_low: a worker can be given back.
+Latency: `thresholds.latency_probes` GETs of `health_url` per run
+(`probe_plan`); p95 (nearest rank) of the samples inside
 `thresholds.latency_window` against `kernel.latency_p95_ms`. A probe that does
 not answer in time is a slow sample at the time it waited (at least twice the
 threshold), never a dropped one; any answer below HTTP 400 counts, JSON or not.
@@ -23,6 +26,7 @@ from nats.js.errors import NotFoundError
 from grace import events
 from grace.config import Config, Kernel
 from producers.base import CheckResult, Env
+from producers.pools import pool_sizes
 from producers.probes import ProbeFailed, ProbeTimedOut, probe
 
 PROBE_BUDGET = 0.8  # share of monitor.timeout the probes of one run may use
@@ -63,6 +67,7 @@ class LatencyQueue:
 
     async def _backlogs(self, res: CheckResult, kernels: list[Kernel]) -> None:
         assert self.env.bus is not None
+        low: dict[str, tuple[Kernel, int]] = {}  # pools that may give a worker back
         for k in kernels:
             q = k.queue
             assert q is not None
@@ -79,6 +84,21 @@ class LatencyQueue:
                 res.findings.append(events.QueueBacklog(
                     kernel=k.name, stream=q.stream, consumer=q.consumer, pending=pending,
                     ack_pending=ack_pending, backlog=backlog, threshold=q.max_backlog,
+                    trigger=self.NAME))
+            elif backlog <= q.low_backlog and k.pool is not None and k.pool.max > k.pool.min:
+                low[k.name] = (k, backlog)
+        if not low:
+            return
+        cfg = self.env.cfg
+        sizes = await asyncio.to_thread(pool_sizes, cfg.host, cfg.data_path, set(low))
+        for name, (k, backlog) in low.items():
+            q, pool = k.queue, k.pool
+            assert q is not None and pool is not None
+            res.stats[f"workers.{name}"] = sizes[name]
+            if sizes[name] > pool.min:
+                res.findings.append(events.QueueBacklogLow(
+                    kernel=name, stream=q.stream, consumer=q.consumer, backlog=backlog,
+                    threshold=q.low_backlog, workers=sizes[name], min_workers=pool.min,
                     trigger=self.NAME))
 
     async def _latencies(self, res: CheckResult, kernels: list[Kernel]) -> None:

@@ -94,10 +94,14 @@ def test_resume_load_when_pressure_clears() -> None:
     assert [c.type for c in commands(out)] == ["resume_load"]
 
 
-def test_scale_down_when_backlog_clears() -> None:
-    out = feed(shipped(), ev(cleared("queue_backlog", kernel="worker"), 0))
+def test_scale_down_while_the_backlog_is_low_one_worker_per_cooldown() -> None:
+    low = events.QueueBacklogLow(kernel="worker", stream="JOBS", consumer="workers", backlog=3,
+                                 threshold=10, workers=3, min_workers=1)
+    m = shipped()
+    assert feed(m, ev(cleared("queue_backlog", kernel="worker"), 0)) == []  # not by itself
+    out = feed(m, *(ev(low, t) for t in (0, 30, 60, 90, 120)))
     cmds = commands(out)
-    assert [(c.type, c.data.kernel, c.data.by) for c in cmds] == [("scale_workers", "worker", -1)]
+    assert [(c.type, c.data.kernel, c.data.by) for c in cmds] == [("scale_workers", "worker", -1)] * 2
 
 
 def test_snapshot_hygiene_answers_each_snapshot_due() -> None:

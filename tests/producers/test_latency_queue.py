@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from grace.bus import Bus
 from producers.base import make_env
 from producers.latency_queue import LatencyQueue, p95, probe_plan
 from producers.state import StateStore
+from tests.producers.shipped import shipped_system
 from tests.producers.web import HealthServer
 
 
@@ -112,3 +116,48 @@ async def test_a_probe_that_times_out_is_a_slow_sample_and_a_latency_spike(tmp_p
         assert f.p95_ms >= 1333 and f.timeouts == 3 and f.samples == 6
     finally:
         await server.stop()
+
+
+def _pool_process(cfg: config.Config, kernel: str) -> subprocess.Popen[bytes]:
+    """A process as the supervisor starts one instance of `kernel` (its environment marks)."""
+    env = {**os.environ, "GRACE_HOST": cfg.host, "GRACE_KERNEL": kernel, "GRACE_INSTANCE": "0",
+           "GRACE_KERNEL_STATE": str(cfg.data_path / "actuator" / f"{cfg.host}-kernels.json")}
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env=env)
+
+
+async def test_a_low_backlog_with_more_than_min_workers_is_queue_backlog_low(
+        bus: Bus, tmp_path: Path) -> None:
+    shipped = shipped_system(tmp_path / "system")
+    worker = shipped.kernel("worker")
+    assert worker is not None and worker.queue is not None and worker.pool is not None
+    assert (worker.queue.max_backlog, worker.queue.low_backlog, worker.pool.min) == (200, 10, 1)
+    stream, subject = f"JOBS_{uuid.uuid4().hex[:8]}", f"jobs.{uuid.uuid4().hex[:8]}"
+    worker = msgspec.structs.replace(worker, queue=msgspec.structs.replace(worker.queue, stream=stream))
+    cfg = msgspec.structs.replace(shipped, kernels=[worker], host="lowq-" + uuid.uuid4().hex[:8])
+    await bus.js.add_stream(api.StreamConfig(name=stream, subjects=[subject]))
+    await bus.js.add_consumer(stream, api.ConsumerConfig(durable_name="workers",
+                                                         ack_policy=api.AckPolicy.EXPLICIT))
+    procs = [_pool_process(cfg, "worker")]
+    trig = LatencyQueue(make_env(cfg, StateStore(tmp_path / "s"), bus))
+    try:
+        for i in range(11):
+            await bus.js.publish(subject, b"job %d" % i)
+        res = await trig.check()
+        assert res.findings == [] and res.stats["backlog.worker"] == 11  # above low_backlog
+        await bus.js.publish(subject, b"late")
+        sub = await bus.js.pull_subscribe(subject, durable="workers", stream=stream)
+        done = 0
+        while done < 10:  # work done: 2 left, at or below 10 (a fetch may return fewer)
+            for m in await sub.fetch(10 - done, timeout=5):
+                await m.ack_sync(); done += 1  # noqa: E702
+        res = await trig.check()
+        assert res.findings == [] and res.stats["workers.worker"] == 1  # the pool is at its min
+        procs.append(_pool_process(cfg, "worker"))
+        [f] = (await trig.check()).findings
+        assert isinstance(f, events.QueueBacklogLow)
+        assert (f.kernel, f.backlog, f.threshold, f.workers, f.min_workers) == ("worker", 2, 10, 2, 1)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        await bus.js.delete_stream(stream)
