@@ -25,6 +25,7 @@ from producers.latency_queue import LatencyQueue
 from producers.live_error_feed import LiveErrorFeed
 from producers.model_integrity import ModelIntegrity
 from producers.pre_boot_code_diff import PreBootCodeDiff
+from producers.predictive_failure import PredictiveFailure
 from producers.resource_pressure import ResourcePressure
 from producers.state import StateStore
 from producers.telemetry_drift import TelemetryDrift
@@ -194,3 +195,36 @@ async def test_telemetry_drift_latency_fault_within_eleven_intervals_after_the_b
         demo.inject(context(cfg), "latency")
         took = await _until([probes, drift], clock, _has("telemetry_drift", kernel="api"), 11)
     assert took <= 11 * INTERVAL_S  # 5.5 min: ~30 of the 100 recent samples slow
+
+
+async def test_predictive_failure_error_ramp_within_21_intervals_acted_on_within_31(
+        tmp_path: Path) -> None:
+    cfg = _system(tmp_path)
+    clock = VirtualClock()
+    env = _env(cfg, clock)
+    feed, predict = LiveErrorFeed(env), PredictiveFailure(env)
+    log = cfg.path(cfg.logs[0])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.touch()
+    for _ in range(60):  # a steady state: the whole trend window (trend_samples) without errors
+        clock.advance()
+        await feed.check()
+        assert not _has("failure_risk_predicted")(await predict.check())
+    # the error-ramp fault in virtual time: each interval's 30 seconds of its writer, then a run
+    found: dict[str, int] = {}
+    for run in range(1, 32):
+        for second in range((run - 1) * 30, run * 30):
+            demo.write_ramp_second(log, second)
+        clock.advance()
+        await feed.check()
+        res = await predict.check()
+        for f in res.findings:
+            if isinstance(f, events.FailureRiskPredicted) and f.resource == "error_rate":
+                assert f.eta_s <= 3600
+                found.setdefault("finding", run)
+                if f.confidence >= 0.8:  # what the shipped playbook acts on
+                    found.setdefault("acted", run)
+    # from a full window of quiet samples the fit needs a third of it rising (r^2 >= 0.6),
+    # half of it for the playbook's confidence 0.8
+    assert found.get("finding", 99) <= 21 and found.get("acted", 99) <= 31, found
+    assert demo.RAMP_S >= 31 * INTERVAL_S  # the fault lasts long enough
