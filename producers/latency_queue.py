@@ -151,7 +151,8 @@ def probe_plan(cfg: Config, k: Kernel) -> tuple[int, float]:
     All of a kernel's probes fit in PROBE_BUDGET of monitor.timeout. Each may wait
     the budget's share, but at least twice the kernel's latency threshold, so a probe
     that times out proves the kernel slower than its threshold; fewer probes are sent
-    when the longer waits would not fit.
+    when the longer waits would not fit. (A threshold above half the budget, 2 s at
+    the default timeout, gets one probe of the whole budget: raise monitor.timeout.)
     """
     budget = PROBE_BUDGET * float(cfg.monitor.timeout)
     wanted = max(1, cfg.thresholds.latency_probes)
