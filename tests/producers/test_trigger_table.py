@@ -228,3 +228,18 @@ async def test_predictive_failure_error_ramp_within_21_intervals_acted_on_within
     # half of it for the playbook's confidence 0.8
     assert found.get("finding", 99) <= 21 and found.get("acted", 99) <= 31, found
     assert demo.RAMP_S >= 31 * INTERVAL_S  # the fault lasts long enough
+
+
+async def test_model_integrity_full_verify_every_1_rehashes_the_example_models_every_run(
+        tmp_path: Path) -> None:
+    cfg = _system(tmp_path)
+    cfg = msgspec.structs.replace(cfg, thresholds=msgspec.structs.replace(cfg.thresholds,
+                                                                          full_verify_every=1))
+    _accept_protected(cfg)
+    models = [p for p, kind in protect.protected_files(cfg) if kind == "model"]
+    assert models
+    clock = VirtualClock()
+    trig = ModelIntegrity(_env(cfg, clock))
+    for _ in range(3):
+        clock.advance()
+        assert (await trig.check()).stats["rehashed"] == len(models)
