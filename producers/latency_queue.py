@@ -129,7 +129,6 @@ class LatencyQueue:
     async def _kernel(self, res: CheckResult, session: aiohttp.ClientSession, k: Kernel) -> None:
         """This run's probes of one kernel, appended to its window as (time, ms)."""
         n, timeout = probe_plan(self.env.cfg, k)
-        window = self.env.shared.latency.setdefault(k.name, deque(maxlen=5000))
         for _ in range(n):
             try:
                 ms, _ = await probe(session, k.health_url or "", timeout)
@@ -142,7 +141,7 @@ class LatencyQueue:
             except ProbeFailed as exc:
                 res.errors.append(f"kernel {k.name}: health probe failed: {exc}")
                 return
-            window.append((self.env.clock(), ms))
+            self.env.shared.add_latency(k.name, self.env.clock(), ms)
 
 
 def probe_plan(cfg: Config, k: Kernel) -> tuple[int, float]:

@@ -4,7 +4,9 @@ Latency: every sample latency_queue's probes take (its window is only
 `latency_window` long, so this trigger keeps its own) is collected here and
 persisted. The first `baseline_size` samples of a kernel are its baseline; the
 last `baseline_size` samples after it are compared by PSI (producers/stats.py
-documents the method) against `thresholds.drift_psi`. `baseline_size` is
+documents the method) against `thresholds.drift_psi`, in steps of 1/20 of the
+kernel's `latency_p95_ms` (25 ms by default: a fast service's sub-step jitter
+is not drift, a shift across steps is). `baseline_size` is
 `drift_min_samples`, but never more than the probes can take within
 BASELINE_WITHIN_S at `monitor.interval`, so a baseline is always complete
 within an hour. Baseline, the samples collected towards it and the recent
@@ -53,6 +55,7 @@ def shape(doc: Any, path: str = "$") -> dict[str, str]:
 
 
 BASELINE_WITHIN_S = 3600.0  # a baseline must be collectable within this long
+RESOLUTION = 20  # latencies are compared in steps of latency_p95_ms / RESOLUTION
 
 
 def baseline_size(cfg: Config, k: Kernel) -> int:
@@ -68,9 +71,7 @@ class TelemetryDrift:
 
     def __init__(self, env: Env) -> None:
         self.env = env
-        # the last latency sample taken over, per kernel: samples are compared by identity,
-        # as a virtual clock gives every sample of a run the same time
-        self.cursor: dict[str, tuple[float, float]] = {}
+        self.taken: dict[str, int] = {}  # kernel -> samples already taken over (this process)
 
     async def check(self, changed: set[Path] | None = None) -> CheckResult:
         kernels = [k for k in self.env.cfg.kernels if k.health_url]
@@ -116,25 +117,23 @@ class TelemetryDrift:
 
     def _new_samples(self, kernel: str) -> list[float]:
         """Latency samples of `kernel` taken since the last call (all of them after a restart)."""
-        window = self.env.shared.latency.get(kernel)
-        if not window:
-            return []
-        last = self.cursor.get(kernel)
-        new: list[float] = []
-        for sample in reversed(window):
-            if sample is last:
-                break
-            new.append(sample[1])
-        self.cursor[kernel] = window[-1]
-        new.reverse()
-        return new
+        shared = self.env.shared
+        total = shared.latency_taken.get(kernel, 0)
+        count = total - self.taken.get(kernel, 0)
+        self.taken[kernel] = total
+        window = list(shared.latency.get(kernel, ()))
+        # by count, not by time: a virtual clock gives every sample of a run the same time
+        return [ms for _, ms in window[len(window) - min(count, len(window)):]]
 
     def _latency(self, res: CheckResult, k: Kernel, state: dict[str, Any]) -> None:
         n = baseline_size(self.env.cfg, k)
         baselines: dict[str, dict[str, Any]] = state.setdefault("baselines", {})
         collecting: dict[str, list[float]] = state.setdefault("collecting", {})
         recents: dict[str, list[float]] = state.setdefault("recent", {})
-        new = [round(ms, 3) for ms in self._new_samples(k.name)]
+        # compared at a resolution of 1/20 of the kernel's threshold (25 ms by default):
+        # jitter of a fast service below that is noise, not drift
+        step = max(0.001, k.latency_p95_ms / RESOLUTION)
+        new = [round(step * (ms // step), 3) for ms in self._new_samples(k.name)]
         base = baselines.get(k.name)
         if base is None:
             got = collecting.setdefault(k.name, [])

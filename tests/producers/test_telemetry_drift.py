@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import random
+import uuid
 from pathlib import Path
 
 import msgspec
 
 from grace import config, events
+from grace.bus import Bus
 from producers.base import CheckResult, make_env
 from producers.latency_queue import LatencyQueue
+from producers.monitor import TriggerMonitor
 from producers.state import StateStore
 from producers.stats import psi
 from producers.telemetry_drift import TelemetryDrift, baseline_size, shape
+from tests.producers.logread import log_events, of_type
 from tests.producers.web import HealthServer
 
 
@@ -56,18 +60,18 @@ async def test_latency_shift_and_health_shape_change_are_reported(tmp_path: Path
         quiet = await _runs(probes, drift, clock, 68)
         assert all(r.findings == [] for r in quiet)
         assert quiet[33].stats["baseline_n.api"] == 100 and quiet[-1].stats["recent_n.api"] == 100
-        server.delay = 0.02
+        server.delay = 0.05  # two steps of 25 ms (1/20 of latency_p95_ms) above the baseline
         server.body = {"status": "ok", "uptime": "1d", "version": "2"}
         res = (await _runs(probes, drift, clock, 1))[0]
         [sd] = res.findings
         assert isinstance(sd, events.SchemaDrift)
         assert sd.added == ["$.version"] and "$.checks" in sd.removed
         assert sd.changed == ["$.uptime: number -> string"]
-        shifted = await _runs(probes, drift, clock, 12)
+        shifted = await _runs(probes, drift, clock, 13)
         first = next(i for i, r in enumerate(shifted) if any(f.TYPE == "telemetry_drift" for f in r.findings))
-        # drift shows once ~30 of the 100 recent samples have shifted: the 11th shifted run
-        # (5.5 min at 30 s), counting the run above
-        assert first + 2 <= 11
+        # drift shows once ~20-35 of the 100 recent samples have shifted (how many depends on
+        # the baseline's spread): at most the 14th shifted run (7 min), counting the run above
+        assert first + 2 <= 14
         td = next(f for f in shifted[-1].findings if f.TYPE == "telemetry_drift")
         assert isinstance(td, events.TelemetryDrift) and td.value > 0.25 and td.kernel == "api"
         assert td.baseline_n == 100 and td.recent_n == 100
@@ -114,5 +118,74 @@ async def test_a_health_page_that_is_not_json_is_noted_once_not_failed_every_run
         server.text = None  # answers JSON again: its shape is recorded and checked from now on
         back = await TelemetryDrift(make_env(cfg, StateStore(tmp_path / "state"))).check()
         assert back.stats["shapes_recorded"] == 1 and back.stats["shapes_skipped_not_json"] == 0
+    finally:
+        await server.stop()
+
+
+async def test_the_monitor_records_the_not_json_reason_once_and_fails_no_check(
+        bus: Bus, tmp_path: Path) -> None:
+    server = await HealthServer().start()
+    server.text = "<html>index</html>"
+    try:
+        kernel = config.Kernel(name="web", command=["w"], health_url=server.url)
+        cfg = msgspec.structs.replace(config.load(None), kernels=[kernel], config_dir=str(tmp_path),
+                                      host="nj-" + uuid.uuid4().hex[:8])
+        mon = TriggerMonitor(cfg, Bus(bus.nc, cfg.host, f"grace/{cfg.host}/producers"),
+                             StateStore(tmp_path / "state"),
+                             triggers={"latency_queue": LatencyQueue, "telemetry_drift": TelemetryDrift})
+        for _ in range(3):
+            await mon.run_cycle()
+        evs = await log_events(bus, cfg.host)
+        assert of_type(evs, "check_failed") == []
+        done = of_type(evs, "check_completed", trigger="telemetry_drift")
+        assert len(done) == 3
+        assert ["does not answer JSON" in e.data.reason for e in done] == [True, False, False]  # type: ignore[attr-defined]
+    finally:
+        await server.stop()
+
+
+async def test_jitter_below_a_step_is_not_drift_a_shift_across_steps_is(tmp_path: Path) -> None:
+    server = await HealthServer().start()  # the shape probe; latencies are fed below
+    try:
+        kernel = config.Kernel(name="api", command=["a"], health_url=server.url)  # steps of 25 ms
+        cfg = msgspec.structs.replace(config.load(None), kernels=[kernel], config_dir=str(tmp_path))
+        env = make_env(cfg, StateStore(tmp_path / "state"))
+        drift = TelemetryDrift(env)
+        rng = random.Random(3)
+
+        async def feed(low: float, high: float, n: int) -> CheckResult:
+            for _ in range(n):
+                env.shared.add_latency("api", 0.0, rng.uniform(low, high))
+            return await drift.check()
+
+        await feed(1, 4, 100)  # the baseline: a fast service, 1-4 ms
+        res = await feed(15, 24, 100)  # 4x slower, still inside the first 25 ms step
+        assert res.stats["psi.api"] == 0.0 and res.findings == []
+        res = await feed(60, 70, 10)  # 10 of the last 100 across two steps
+        [td] = res.findings
+        assert isinstance(td, events.TelemetryDrift) and td.value > 0.25
+    finally:
+        await server.stop()
+
+
+async def test_a_spread_baseline_shows_a_full_shift_within_14_runs(tmp_path: Path) -> None:
+    server = await HealthServer().start()  # the shape probe; latencies are fed below
+    try:
+        kernel = config.Kernel(name="api", command=["a"], health_url=server.url)
+        cfg = msgspec.structs.replace(config.load(None), kernels=[kernel], config_dir=str(tmp_path))
+        for seed in range(5):  # a few baselines spread over 12 steps of 25 ms
+            env = make_env(cfg, StateStore(tmp_path / f"state{seed}"))
+            drift, rng = TelemetryDrift(env), random.Random(seed)
+            for _ in range(200):
+                env.shared.add_latency("api", 0.0, rng.lognormvariate(4.3, 0.6))
+            assert (await drift.check()).findings == []  # baseline and first recent window
+            for run in range(1, 15):  # the 2 s fault: 3 probes a run, each timing out at 4/3 s
+                for _ in range(3):
+                    env.shared.add_latency("api", 0.0, 1333.0)
+                if (await drift.check()).findings:
+                    break
+            else:
+                raise AssertionError(f"no drift within 14 runs (seed {seed})")
+            assert run >= 2  # one slow run is not yet a shift of a spread baseline
     finally:
         await server.stop()

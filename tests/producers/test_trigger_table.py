@@ -175,7 +175,7 @@ async def test_live_error_feed_error_storm_within_one_interval(tmp_path: Path) -
 
 
 @pytest.mark.slow
-async def test_telemetry_drift_latency_fault_within_eleven_intervals_after_the_baseline(
+async def test_telemetry_drift_latency_fault_within_4_intervals_after_the_baseline(
         tmp_path: Path) -> None:
     cfg = _system(tmp_path)
     clock = VirtualClock()
@@ -193,8 +193,11 @@ async def test_telemetry_drift_latency_fault_within_eleven_intervals_after_the_b
         env = _env(cfg, clock)
         probes, drift = LatencyQueue(env), TelemetryDrift(env)
         demo.inject(context(cfg), "latency")
-        took = await _until([probes, drift], clock, _has("telemetry_drift", kernel="api"), 11)
-    assert took <= 11 * INTERVAL_S  # 5.5 min: ~30 of the 100 recent samples slow
+        took = await _until([probes, drift], clock, _has("telemetry_drift", kernel="api"), 4)
+    # the api answers in a few ms: its baseline sits in the first 25 ms step, and 9 slow
+    # samples of the last 100 (3 runs) are a shift; a spread baseline needs up to 14 runs
+    # (test_telemetry_drift.py::test_latency_shift_and_health_shape_change_are_reported)
+    assert took <= 4 * INTERVAL_S
 
 
 async def test_predictive_failure_error_ramp_within_21_intervals_acted_on_within_31(
