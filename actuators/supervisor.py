@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from grace import events
+from grace import events, kernelstate
 from grace.config import Config, Kernel
 from grace.errors import ActionError
 
@@ -35,7 +35,6 @@ from actuators.instances import Instance, load_state, save_state, settle, signal
 log = logging.getLogger(__name__)
 
 Emit = Callable[[events.Payload], None]
-STATE_MARK = "GRACE_KERNEL_STATE"  # env of every kernel: the state file of its supervisor
 STABLE_S = 30.0  # a kernel that ran this long before dying starts its backoff afresh
 
 
@@ -184,7 +183,7 @@ class Supervisor:
         if self.nats_url:
             env["GRACE_NATS_URL"] = self.nats_url
         if self.state_file is not None:
-            env[STATE_MARK] = str(self.state_file)  # lets a restarted actuator find it (_orphans)
+            env[kernelstate.STATE_ENV] = str(self.state_file)  # lets a restarted actuator find it (_orphans)
         return env
 
     def _spawn(self, k: Kernel, index: int, attempt: int = 0) -> Instance:
@@ -362,7 +361,7 @@ class Supervisor:
                 continue
             try:
                 env = p.environ()
-                if env.get(STATE_MARK) != str(self.state_file) or p.status() == psutil.STATUS_ZOMBIE:
+                if env.get(kernelstate.STATE_ENV) != str(self.state_file) or p.status() == psutil.STATUS_ZOMBIE:
                     continue
                 if os.getsid(p.pid) != p.pid:
                     continue  # a kernel's own child (same env): kernels lead their own session

@@ -24,7 +24,7 @@ async def health(_request: web.Request) -> web.Response:
     stats["requests"] += 1
     slow = HERE / "slow_health"  # fault injection: `grace demo fault latency` creates it
     if slow.exists():
-        await asyncio.sleep(float(slow.read_text() or "0.8"))
+        await asyncio.sleep(float(slow.read_text() or "2"))
     settings = json.loads((HERE / "config" / "features.json").read_text())
     return web.json_response({"status": "ok", "uptime_s": round(time.time() - STARTED, 1),
                               "requests": stats["requests"], "features": sorted(settings)})

@@ -23,7 +23,10 @@ from grace import kernelstate, protect
 from grace.cliutil import Context, fail, guarded, load_context, run, stage_options
 
 FAULTS = ("model-corruption", "config-drift", "kill-kernel", "queue-flood", "cpu-burn",
-          "error-storm", "syntax-error", "vulnerable-dependency", "latency", "memory-leak")
+          "error-storm", "syntax-error", "vulnerable-dependency", "latency", "memory-leak",
+          "error-ramp")
+CPU_BURN_S = 180  # cpu_saturation needs 3 samples 30 s apart, the playbook another minute
+RAMP_S = 1200  # error-ramp: 20 minutes of a climbing error rate (the trend needs ~16 at 30 s)
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples"
 RUNTIME = {".grace", ".grace_snapshots", "logs", "cache", "__pycache__", ".git"}
 FLAGS = {"slow_health", "leak_memory"}  # fault switches the example kernels read
@@ -65,7 +68,7 @@ def kernel_processes(host: str, kernel: str, state_file: Path | None = None) -> 
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess, OSError):
             continue
         if env.get("GRACE_KERNEL") == kernel and env.get("GRACE_HOST") == host and (
-                state_file is None or env.get("GRACE_KERNEL_STATE") == str(state_file)):
+                state_file is None or env.get(kernelstate.STATE_ENV) == str(state_file)):
             found.append(p)
     return found
 
@@ -102,10 +105,10 @@ def inject(ctx: Context, kind: str) -> str:
                 f"frees it (remove {flag} to undo by hand)")
     if kind == "latency":
         flag = Path(cfg.config_dir) / "slow_health"
-        flag.write_text("0.8")
-        return f"the example api now answers /health in 0.8s (remove {flag} to undo)"
+        flag.write_text("2")
+        return f"the example api now answers /health in 2s (remove {flag} to undo)"
     if kind == "cpu-burn":
-        seconds = 45
+        seconds = CPU_BURN_S
         for _ in range(psutil.cpu_count() or 1):
             subprocess.Popen([sys.executable, "-c", f"import time\nt=time.time()+{seconds}\n"
                               "while time.time()<t: pass"], start_new_session=True)
@@ -121,6 +124,16 @@ def inject(ctx: Context, kind: str) -> str:
                 f.write(f"{stamp} ERROR payment 10{i} failed: timeout after {200 + i}ms on "
                         f"/srv/pay/{i:04x}\n")
         return f"appended 30 similar errors to {log}"
+    if kind == "error-ramp":
+        if not cfg.logs:
+            fail("the config names no log file")
+        log = cfg.path(cfg.logs[0])
+        log.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.Popen([sys.executable, "-c", "import sys; from grace.demo import ramp; "
+                          "ramp(sys.argv[1], int(sys.argv[2]))", str(log), str(RAMP_S)],
+                         start_new_session=True)
+        return (f"writing a climbing error rate into {log} for {RAMP_S // 60} min "
+                "(1 line/s more every 20 s)")
     if kind == "syntax-error":
         root = cfg.code.root
         if not root:
@@ -144,6 +157,27 @@ def inject(ctx: Context, kind: str) -> str:
         path.write_text(json.dumps(records, indent=2))
         return f"added advisory GHSA-demo-msgspec-0001 (msgspec < 0.99.0) to {path}"
     fail(f"unknown fault {kind!r}; choose one of: {', '.join(FAULTS)}")
+
+
+def ramp_lines(second: int) -> int:
+    """Error lines the error-ramp fault writes in its `second`-th second (0-based)."""
+    return second // 20
+
+
+def write_ramp_second(log: Path, second: int) -> None:
+    """One second of the error-ramp fault: its lines, appended to `log`."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with open(log, "a") as f:
+        for i in range(ramp_lines(second)):
+            f.write(f"{stamp} ERROR disk write {second}-{i} slow on /srv/db/{i:04x}\n")
+
+
+def ramp(log: str, seconds: int) -> None:
+    """The error-ramp fault's writer process: a climbing error rate for `seconds`."""
+    start = time.monotonic()
+    for second in range(seconds):
+        write_ramp_second(Path(log), second)
+        time.sleep(max(0.0, start + second + 1 - time.monotonic()))
 
 
 async def _flood(ctx: Context, n: int = 1000) -> str:

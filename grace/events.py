@@ -66,6 +66,21 @@ class QueueBacklog(Trigger, frozen=True, kw_only=True):
     threshold: int
 
 
+class QueueBacklogLow(Trigger, frozen=True, kw_only=True):
+    """A pool's backlog is at or below `queue.low_backlog` while it runs more than `pool.min`
+    workers: one can be given back (the shipped playbook scales down by one)."""
+
+    TYPE: ClassVar[str] = "queue_backlog_low"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)
+    kernel: str
+    stream: str
+    consumer: str
+    backlog: int
+    threshold: int  # queue.low_backlog
+    workers: int  # running processes of the pool
+    min_workers: int  # pool.min
+
+
 class LatencySpike(Trigger, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "latency_spike"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)
@@ -74,6 +89,7 @@ class LatencySpike(Trigger, frozen=True, kw_only=True):
     p95_ms: float
     threshold_ms: float
     samples: int
+    timeouts: int = 0  # samples in the window that timed out (counted at the time waited)
 
 
 class ConfigDrift(Trigger, frozen=True, kw_only=True):
@@ -181,8 +197,9 @@ class TelemetryDrift(Trigger, frozen=True, kw_only=True):
     threshold: float
     baseline_n: int
     recent_n: int
-    baseline_median: float | None = None  # the evidence: the metric then and now
-    recent_median: float | None = None
+    # the evidence: p95 (nearest rank) of the compared samples then and now
+    baseline_p95: float | None = None
+    recent_p95: float | None = None
 
 
 class SchemaDrift(Trigger, frozen=True, kw_only=True):
@@ -229,7 +246,7 @@ class CheckCompleted(Payload, frozen=True, kw_only=True):
     duration_ms: float
     outcome: Literal["ok", "findings", "skipped"]
     findings: int = 0
-    reason: str = ""  # why skipped
+    reason: str = ""  # why skipped; else notes on parts not judged (said once, e.g. not JSON)
     cycle: int = 0
     stats: dict[str, float] = {}  # what the check covered, e.g. {"dependencies_tracked": 89}
 
@@ -469,6 +486,18 @@ class SnapshotPolicy(Payload, frozen=True, kw_only=True):
     every_s: float
     max_age_s: float
     keep: int
+
+
+class SnapshotDue(Payload, frozen=True, kw_only=True):
+    """The snapshot schedule (`snapshots.every`) reached a new slot: time to refresh snapshots.
+
+    Emitted by the producers once per slot (floor(time / every_s)); the shipped
+    playbook `snapshot_hygiene` answers it with take_snapshot."""
+
+    TYPE: ClassVar[str] = "snapshot_due"
+    CATEGORY: ClassVar[str] = "snapshot"
+    every_s: float
+    slot: int
 
 
 class SnapshotTaken(Payload, frozen=True, kw_only=True):

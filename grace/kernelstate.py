@@ -19,6 +19,10 @@ from grace.config import Config
 
 log = logging.getLogger(__name__)
 
+# in the environment of every kernel the supervisor starts: its state file, so a process
+# tells which Grace (data dir) started it when several on a machine share a host name
+STATE_ENV = "GRACE_KERNEL_STATE"
+
 
 def state_path(cfg: Config) -> Path:
     """Where the actuator of `cfg`'s host records its kernel instances."""

@@ -45,6 +45,12 @@ class Shared:
     heartbeats: HeartbeatTracker
     latency: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)  # kernel -> (t, ms)
     errors: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=1000))  # (t, lines)
+    latency_taken: dict[str, int] = field(default_factory=dict)  # kernel -> samples ever added
+
+    def add_latency(self, kernel: str, t: float, ms: float) -> None:
+        """One latency sample of `kernel`; readers find new ones by `latency_taken`."""
+        self.latency.setdefault(kernel, deque(maxlen=5000)).append((t, ms))
+        self.latency_taken[kernel] = self.latency_taken.get(kernel, 0) + 1
 
 
 @dataclass

@@ -6,6 +6,9 @@ masked into templates (numbers, hex, uuids, paths). A template seen at least
 -> repeated_error_pattern with samples and the code files (under code.root) that its
 lines or the traceback frames before them name. Offsets and recent counts persist in
 `<data_dir>/state/live_error_feed.json`, so a restart neither re-reads nor forgets.
+A log with no saved position (the first run) is read from its end: lines written
+before Grace watched it are history, not fresh repeats. A log that does not
+exist yet is read from its start when it appears.
 """
 
 from __future__ import annotations
@@ -49,15 +52,18 @@ class LiveErrorFeed:
         res = CheckResult()
         errors_now = 0
         for rel in cfg.logs:
-            tail = self.tails.get(rel) or self.tails.setdefault(rel, Tail(cfg.path(rel), Position()))
+            path = cfg.path(rel)
             try:
+                tail = self.tails.get(rel)
+                if tail is None:  # first sight: start after what is already there
+                    tail = self.tails[rel] = Tail(path, Position.at_end(path))
                 lines = tail.read()
             except PermissionError as exc:
-                res.errors.append(f"log {tail.path} is not readable: {exc.strerror}; give Grace "
+                res.errors.append(f"log {path} is not readable: {exc.strerror}; give Grace "
                                   "read access or remove it from logs")
                 continue
             except OSError as exc:
-                res.errors.append(f"log {tail.path}: {exc}")
+                res.errors.append(f"log {path}: {exc}")
                 continue
             frames: list[str] = []  # files of the traceback frames since the last error line
             for line in lines:

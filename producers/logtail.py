@@ -42,6 +42,20 @@ class Position:
     inode: int = 0
     offset: int = 0
 
+    @classmethod
+    def at_end(cls, path: Path) -> Position:
+        """After the last complete line of `path` (a half-written line is read once it ends);
+        Position() when the file does not exist yet, so all of it is new when it appears."""
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                start = max(0, st.st_size - 65536)
+                fh.seek(start)
+                end = fh.read(st.st_size - start).rfind(b"\n")
+        except FileNotFoundError:
+            return cls()
+        return cls(st.st_ino, start + end + 1 if end >= 0 else start)
+
 
 class Tail:
     """Follows one file; `read()` returns the complete new lines since the last call."""

@@ -2,7 +2,8 @@
 
 Pickles are walked opcode by opcode, zip files (.pt) have their CRCs checked
 (grace.integrity); nothing is ever unpickled. Large files are rehashed only
-when size/mtime/inode changed, and in full every `full_verify_every` runs.
+when size/mtime/inode changed, and in full on the first run and then every
+`full_verify_every` runs (1: every run).
 A model without a baseline is still structure-checked.
 """
 
@@ -39,7 +40,8 @@ class ModelIntegrity:
         for p, kind in protect.protected_files(cfg):
             if kind == "model":
                 models.setdefault(protect.relative(cfg, p), "")
-        full = self.runs % max(1, cfg.thresholds.full_verify_every) == 1
+        # runs 1, 1 + every, 1 + 2*every, ...: with every = 1 that is each run
+        full = (self.runs - 1) % max(1, cfg.thresholds.full_verify_every) == 0
         before = self.cache.rehashed
         res = CheckResult()
         for rel, expected in sorted(models.items()):

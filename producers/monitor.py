@@ -3,6 +3,8 @@
 Each run is bounded by `monitor.timeout`; a trigger that raises or times out
 emits check_failed and is skipped with exponential backoff (capped at
 `monitor.backoff_max`) while the others go on. Every run emits check_completed.
+Each cycle also publishes snapshot_due when `snapshots.every` reached a new
+slot (producers/schedule.py).
 Findings go through ActiveFindings (appear / persist / clear). File triggers
 also run on change notifications. Events of a run are queued and flushed with
 one publish_many; a failed flush is retried next time (ids are deterministic:
@@ -28,6 +30,7 @@ from grace.errors import GraceError
 from producers.base import Check, CheckError, CheckResult, Clock, make_env
 from producers.findings import STATE, ActiveFindings
 from producers.registry import TRIGGERS
+from producers.schedule import SnapshotSchedule
 from producers.state import StateStore
 from producers.watch import watch
 
@@ -83,6 +86,7 @@ class TriggerMonitor:
         self._locks = {n: asyncio.Lock() for n in self.checks}
         self._flush_lock = asyncio.Lock()
         self.file_batches = 0  # change notifications received (the watcher is live once > 0)
+        self.schedule = SnapshotSchedule(cfg, state, clock)
 
     # ---------------------------------------------------------------- runs
 
@@ -120,7 +124,8 @@ class TriggerMonitor:
             "skipped" if r.skipped else "findings" if findings else "ok")
         self._queue(events.CheckCompleted(trigger=o.trigger, duration_ms=round(o.duration_ms, 3),
                                           outcome=outcome, findings=len(findings),
-                                          reason=r.skipped, cycle=self.cycle,
+                                          reason=r.skipped or "; ".join(r.notes)[:2000],
+                                          cycle=self.cycle,
                                           stats={k: float(v) for k, v in r.stats.items()}),
                     events.derive_id(host, "check", o.trigger, run_id))
         if r.errors:  # partial failure (a dead health URL): reported, no backoff
@@ -157,6 +162,8 @@ class TriggerMonitor:
             self._runs = {}
         now = self.clock()
         due = [n for n in self.checks if self.not_before.get(n, 0.0) <= now]
+        if (snapshot := self.schedule.due()) is not None:
+            self._queue(*snapshot)
         await self.run_triggers(due)
 
     async def on_files_changed(self, routed: dict[str, set[Path]]) -> None:

@@ -1,11 +1,14 @@
 """The statistics triggers use: PSI and a least-squares trend (pure functions).
 
 PSI (population stability index): bin edges are quantiles of the baseline
-(duplicates dropped), so each bin holds an equal share of it. The number of
-bins is len(baseline) // 20, between 2 and 10: PSI of two samples of one
-distribution is about (bins - 1) * (1/n1 + 1/n2), so few samples need few bins
-to stay well under the 0.25 threshold; p_i, q_i are the shares of baseline and recent samples per bin,
-floored at 1e-4 so an empty bin stays finite; PSI = sum((q_i - p_i) * ln(q_i / p_i)).
+(duplicates dropped), so each bin holds an equal share of it; a value equal to
+an edge falls in the bin below it, so a baseline of one repeated value still has
+a bin above it. The number of bins is len(baseline) // 20, between 2 and 10: PSI
+of two samples of one distribution is about (bins - 1) * (1/n1 + 1/n2), so few
+samples need few bins to stay well under the 0.25 threshold; p_i, q_i are the
+shares of baseline and recent samples per bin, floored at half a sample
+(0.5 / n) so an empty bin stays finite and a few outliers against an empty bin
+do not look like a shift; PSI = sum((q_i - p_i) * ln(q_i / p_i)).
 Rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 significant shift.
 """
 
@@ -14,8 +17,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-
-FLOOR = 1e-4
 
 
 def quantile_edges(baseline: Sequence[float], bins: int = 10) -> list[float]:
@@ -36,8 +37,8 @@ def psi(baseline: Sequence[float], recent: Sequence[float], bins: int | None = N
     def shares(values: Sequence[float]) -> list[float]:
         counts = [0] * (len(edges) + 1)
         for v in values:
-            counts[bisect.bisect_right(edges, v)] += 1
-        return [max(c / len(values), FLOOR) for c in counts]
+            counts[bisect.bisect_left(edges, v)] += 1
+        return [max(c, 0.5) / len(values) for c in counts]
 
     p, q = shares(baseline), shares(recent)
     return sum((qi - pi) * math.log(qi / pi) for pi, qi in zip(p, q))

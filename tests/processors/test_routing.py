@@ -11,7 +11,7 @@ import pytest
 from grace import events
 from processors import stage, validate
 from processors.matcher import Matcher
-from tests.processors.support import at, cleared, commands, ev, gap, of_type
+from tests.processors.support import at, cleared, commands, ev, gap, matcher, of_type
 
 ROOT = Path(__file__).resolve().parents[2]
 # actions that only hand work to a person or agent: they change nothing, so nothing to verify
@@ -114,10 +114,9 @@ def test_the_once_per_episode_rule_survives_a_restart() -> None:
 
 def test_a_result_verifies_only_its_own_command() -> None:
     m = shipped()
-    m.tick(at(0).timestamp())
+    m.process(ev(DUE, 0))
     [snap] = commands(m.take())
-    m.process(ev(events.CommandSucceeded(command_id="someone-else", action="take_snapshot"), 5,
-                 host="grace-1"))
+    m.process(ev(events.CommandSucceeded(command_id="someone-else", action="take_snapshot"), 5))
     assert of_type(m.take(), "verify_passed") == []
     m.tick(at(125).timestamp())
     out = m.take()
@@ -139,7 +138,7 @@ def test_scale_up_verifies_on_the_backlog_clearing() -> None:
     out = m.take()
     [passed] = of_type(out, "verify_passed")
     assert passed.data.command_id == scale.id
-    assert [(c.type, c.data.by) for c in commands(out)] == [("scale_workers", -1)]  # scale-down
+    assert commands(out) == []  # scale-down answers queue_backlog_low, not the clearing
 
 
 def test_a_failed_command_fails_its_verify_at_once_with_the_reason() -> None:
@@ -161,6 +160,7 @@ def test_a_failed_command_fails_its_verify_at_once_with_the_reason() -> None:
     assert of_type(m.take(), "verify_failed") == []  # the deadline does not fail it twice
 
 
+DUE = events.SnapshotDue(every_s=3600, slot=1)
 QUEUE = events.QueueBacklog(kernel="worker", stream="JOBS", consumer="workers", pending=900,
                             ack_pending=0, backlog=900, threshold=200)
 SLOW = events.LatencySpike(kernel="api", url="http://127.0.0.1:18080/health", p95_ms=2000.0,
@@ -187,12 +187,13 @@ VERIFIED: dict[str, tuple[list[tuple[events.Payload, float]], str, float]] = {
     "kernel_heartbeat_gap": ([(gap("api"), 0)], "cleared", 120),
     "disk_exhaustion_predicted": ([(DISK, 0)], "cleared", 1800),
     "cve_vulnerability_detected": ([(VULN, 0)], "result", 300),
+    "snapshot_hygiene": ([(DUE, 0)], "result", 120),
     "resume_load_when_pressure_clears":
         ([(events.ConditionCleared(condition="cpu_saturation",
                                    key={"scope": "system", "kernel": ""}), 0)], "result", 120),
-    "scale_down_when_backlog_clears":
-        ([(events.ConditionCleared(condition="queue_backlog", key={"kernel": "worker"}), 0)],
-         "result", 120),
+    "scale_down_when_backlog_low":
+        ([(events.QueueBacklogLow(kernel="worker", stream="JOBS", consumer="workers", backlog=3,
+                                  threshold=10, workers=3, min_workers=1), 0)], "result", 120),
 }
 
 
@@ -247,7 +248,14 @@ def test_no_proof_fails_the_verify_and_escalates_once(name: str) -> None:
 
 def test_a_timer_started_mid_slot_gets_its_whole_verify_window() -> None:
     """The processor starts 40 minutes into the hour: the snapshot still has its 2m."""
-    m = shipped()
+    m = matcher("""
+playbooks:
+  - name: hourly_snapshot
+    every: 1h
+    do:
+      - take_snapshot: {paths: []}
+    verify: {within: 2m, event: command_succeeded}
+""")
     m.tick(at(2400).timestamp())
     [snap] = commands(m.take())
     m.tick(at(2400 + 60).timestamp())

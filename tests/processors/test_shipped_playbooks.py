@@ -14,7 +14,7 @@ from tests.support import grace_cmd
 
 
 def feed(m: Matcher, *evs: events.Event) -> list[events.Event]:
-    """Events only, no clock ticks (the hourly timer has its own test)."""
+    """Events only, no clock ticks."""
     for e in evs:
         m.process(e)
     return m.take()
@@ -97,14 +97,14 @@ CASES: list[tuple[str, list[tuple[events.Payload, float]], list[tuple[str, dict[
                     "code execution"})], "coding_agent"),
     ("telemetry_drift_detected",
      [(events.TelemetryDrift(metric="health_latency_ms", kernel="api", value=0.41, threshold=0.2,
-                             baseline_n=20, recent_n=20, baseline_median=3.1,
-                             recent_median=812.5), 0)],
+                             baseline_n=20, recent_n=20, baseline_p95=3.1,
+                             recent_p95=812.5), 0)],
      [("escalate_to_coding_agent", {
-         "summary": "health_latency_ms of api drifted: psi 0.41 > 0.2; median 3.1 (baseline, "
+         "summary": "health_latency_ms of api drifted: psi 0.41 > 0.2; p95 3.1 (baseline, "
                     "n=20) -> 812.5 (now, n=20)",
          "evidence": {"metric": "health_latency_ms", "kernel": "api", "statistic": "psi",
-                      "value": 0.41, "threshold": 0.2, "baseline": {"n": 20, "median": 3.1},
-                      "now": {"n": 20, "median": 812.5}}})], "coding_agent"),
+                      "value": 0.41, "threshold": 0.2, "baseline": {"n": 20, "p95": 3.1},
+                      "now": {"n": 20, "p95": 812.5}}})], "coding_agent"),
     ("schema_drift_detected",
      [(events.SchemaDrift(kernel="api", url="http://127.0.0.1:18080/health", added=["mode"],
                           removed=["queue"], changed=["uptime: number -> string"]), 0)],
@@ -155,22 +155,30 @@ def test_a_heartbeat_gap_of_one_instance_restarts_that_instance_only() -> None:
     assert [(p.kernel, p.instance) for p in params] == [("api", 1), ("api", 0)]
 
 
-def test_scale_down_when_backlog_clears() -> None:
-    out = feed(shipped(), ev(cleared("queue_backlog", kernel="worker"), 0))
-    cmds = commands(out)
-    assert [(c.type, c.data.kernel, c.data.by) for c in cmds] == [("scale_workers", "worker", -1)]
-
-
-def test_hourly_snapshot_hygiene() -> None:
+def test_scale_down_while_the_backlog_is_low_one_worker_per_cooldown() -> None:
+    low = events.QueueBacklogLow(kernel="worker", stream="JOBS", consumer="workers", backlog=3,
+                                 threshold=10, workers=3, min_workers=1)
     m = shipped()
-    m.tick(at(0).timestamp())
-    first = commands(m.take())
-    m.process(ev(events.CommandSucceeded(command_id=first[0].id, action="take_snapshot"), 5,
-                 host="grace-1"))  # the actuator's result proves the snapshot (verify)
+    assert feed(m, ev(cleared("queue_backlog", kernel="worker"), 0)) == []  # not by itself
+    cmds: list[events.Event] = []
+    for t in (0, 30, 60, 90, 120):
+        cmds += commands(feed(m, ev(low, t)))
+        if cmds:  # the actuator's result for the last scale-down (its verify)
+            feed(m, ev(events.CommandSucceeded(command_id=cmds[-1].id, action="scale_workers"), t + 1))
+    assert [(c.type, c.data.kernel, c.data.by) for c in cmds] == [("scale_workers", "worker", -1)] * 2
+
+
+def test_snapshot_hygiene_answers_each_snapshot_due_and_verifies_it() -> None:
+    m = shipped()
     m.tick(at(3600).timestamp())
-    later = m.take()
-    assert [c.type for c in first + commands(later)] == ["take_snapshot", "take_snapshot"]
+    assert m.take() == []  # no timer of its own: the schedule is snapshots.every, via snapshot_due
+    first = commands(feed(m, ev(events.SnapshotDue(every_s=3600, slot=1), 0)))
+    assert [(c.type, c.data.paths) for c in first] == [("take_snapshot", [])]
+    later = feed(m, ev(events.CommandSucceeded(command_id=first[0].id, action="take_snapshot"), 5),
+                 # the actuator's result proves the snapshot (verify)
+                 ev(events.SnapshotDue(every_s=3600, slot=2), 3600))
     assert [d.type for d in later if d.type.startswith("verify")] == ["verify_passed"]
+    assert [c.type for c in commands(later)] == ["take_snapshot"]
 
 
 def test_a_disk_prediction_is_not_sent_to_code_review() -> None:

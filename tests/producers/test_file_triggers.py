@@ -77,6 +77,12 @@ async def test_unchanged_model_is_not_rehashed_until_full_verification(tmp_path:
     assert res.stats["rehashed"] == 1.0 and res.findings
 
 
+async def test_full_verify_every_1_rehashes_every_model_on_every_run(tmp_path: Path) -> None:
+    cfg = write_system(tmp_path, {"thresholds": {"full_verify_every": 1}})
+    trig = ModelIntegrity(make_env(cfg, StateStore(tmp_path / "state")))
+    assert [(await trig.check()).stats["rehashed"] for _ in range(4)] == [1.0] * 4
+
+
 async def test_unreadable_manifest_is_a_check_error_naming_the_file(env: Env) -> None:
     from grace import manifest
     from producers.base import CheckError

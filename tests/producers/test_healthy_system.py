@@ -6,7 +6,6 @@ import os
 import random
 import subprocess
 import sys
-from collections import deque
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,7 +47,8 @@ async def healthy(tmp_path: Path) -> AsyncIterator[Env]:
     env.shared.heartbeats.listening = True
     env.shared.heartbeats.record(events.Heartbeat(name="api", pid=idle.pid, time=datetime.now(timezone.utc)))
     rng = random.Random(3)  # steady latency samples, as the probes of a healthy service give
-    env.shared.latency["api"] = deque((float(i), rng.gauss(5.0, 0.5)) for i in range(300))
+    for i in range(300):
+        env.shared.add_latency("api", float(i), rng.gauss(5.0, 0.5))
     try:
         yield env
     finally:

@@ -12,12 +12,15 @@ class HealthServer:
     def __init__(self) -> None:
         self.delay = 0.0
         self.body: dict[str, Any] = {"status": "ok", "uptime": 1, "checks": [{"name": "db", "ok": True}]}
+        self.text: str | None = None  # set: answer this HTML page instead of JSON
         self.runner: web.AppRunner | None = None
         self.url = ""
 
     async def _health(self, _req: web.Request) -> web.Response:
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.text is not None:
+            return web.Response(text=self.text, content_type="text/html")
         return web.json_response(self.body)
 
     async def start(self) -> HealthServer:

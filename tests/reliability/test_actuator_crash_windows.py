@@ -16,7 +16,9 @@ import psutil
 from grace import bus as bus_mod
 from grace import config, events, topology
 from grace.embedded import EmbeddedServer
-from actuators.supervisor import STATE_MARK, Supervisor
+from grace.kernelstate import STATE_ENV
+
+from actuators.supervisor import Supervisor
 from tests.reliability.pipeline import Stage, data_of, read_log, write_config
 from tests.support import wait_for
 
@@ -40,7 +42,7 @@ async def test_a_kernel_spawned_just_before_the_actuator_died_is_adopted_not_sta
     state.write_text(json.dumps([{"kernel": "k", "index": 0, "pid": gone.pid, "create_time": 1.0,
                                   "state": "running"}]))
     env = {**os.environ, "GRACE_HOST": "orphans", "GRACE_KERNEL": "k", "GRACE_INSTANCE": "0",
-           STATE_MARK: str(state)}
+           STATE_ENV: str(state)}
     orphan = int(subprocess.run([sys.executable, "-c", ORPHAN], env=env, capture_output=True,
                                 text=True, check=True).stdout)
     emitted: list[events.Payload] = []
