@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,18 +90,33 @@ def _configure(root: Path) -> Path:
     text += ("thresholds: {sustained_samples: 2, cpu_percent: 98, error_repeats: 5, "
              "trend_samples: 8, trend_min_samples: 6, error_rate_limit: 2000}\n")
     cfg.write_text(text)
-    # keep the example's git tree clean: create_upgrade_pr refuses a dirty one
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-C", str(root),
-                    "commit", "-q", "-am", "test settings"], check=True)
+    _commit(root, "test settings")
     return cfg
 
 
-@pytest.fixture(scope="module")
-def grace_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    root = tmp_path_factory.mktemp("e2e") / "system"
+def _commit(root: Path, message: str) -> None:
+    # keep the example's git tree clean: create_upgrade_pr refuses a dirty one
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-C", str(root),
+                    "commit", "-q", "-am", message], check=True)
+
+
+def shipped_copy(root: Path) -> Path:
+    """The example exactly as shipped (30 s cycles, shipped thresholds and playbooks) in
+    `root`; only its ports move to free ones, so runs on one machine never collide."""
     demo.init_copy(root)
     register(root)
-    cfg = _configure(root)
+    cfg = root / "grace.yaml"
+    text = cfg.read_text()
+    assert "interval: 30s" in text and "thresholds" not in text  # as shipped
+    text = text.replace("18080", str(free_port())).replace("18090", str(free_port()))
+    cfg.write_text(re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{free_port()}"', text))
+    _commit(root, "test ports")
+    return cfg
+
+
+@contextmanager
+def booted(root: Path, cfg: Path) -> Iterator[Running]:
+    """`grace up -c cfg` until phase 7; SIGTERM (then SIGKILL after 60 s) at the end."""
     http = re.search(r'listen: "([^"]+)"', cfg.read_text())
     assert http
     log = root / "up.log"
@@ -114,14 +130,43 @@ def grace_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             proc.kill()
             pytest.fail(f"grace up did not boot:\n{log.read_text(errors='replace')[-3000:]}")
         time.sleep(0.2)
-    yield running
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    out.close()
+        yield running
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out.close()
+
+
+@pytest.fixture(scope="module")
+def grace_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The example with 1 s cycles and lowered thresholds: the seed playbooks' quick tour."""
+    root = tmp_path_factory.mktemp("e2e") / "system"
+    demo.init_copy(root)
+    register(root)
+    with booted(root, _configure(root)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shipped_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The example as shipped (see shipped_copy): one per test module."""
+    root = tmp_path_factory.mktemp("shipped") / "system"
+    with booted(root, shipped_copy(root)) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def shipped_bus(shipped_up: Running) -> AsyncIterator[bus_mod.Bus]:
+    url = read_url(shipped_up.data_dir)
+    assert url, "grace up wrote no nats.url"
+    b = await bus_mod.connect(url, host="demo", source="grace/demo/e2e-test")
+    yield b
+    await b.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -197,6 +242,11 @@ def instance_pids(running: Running, kernel: str) -> dict[int, int]:
         except (psutil.Error, OSError, ValueError):
             continue
     return out
+
+
+def pids(running: Running, kernel: str) -> set[int]:
+    """Pids of this Grace's `kernel` processes (see instance_pids)."""
+    return set(instance_pids(running, kernel).values())
 
 
 def all_states(running: Running) -> dict[str, set[str]]:

@@ -9,25 +9,17 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from typing import Any
 
 import psutil
 import pytest
-import pytest_asyncio
 
 from grace import bus as bus_mod
-from grace import demo, events
-from grace.embedded import free_port, read_url
-from tests.e2e.conftest import (BOOT_TIMEOUT_S, Running, eventually, expect, register,
-                                watch_from_now)
+from grace import events
+from tests.e2e.conftest import Running, eventually, expect, pids, watch_from_now
 
 pytestmark = pytest.mark.slow
-HOST = "demo"
 QUIET_S = 600.0
 
 
@@ -39,64 +31,6 @@ def _about_static(e: events.Event) -> bool:
         return "kernel=static" in d.target or (isinstance(d, events.CommandIssued)
                                                and d.params.get("kernel") == "static")
     return False
-
-
-@pytest.fixture(scope="module")
-def shipped_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """`grace up` on the example as shipped; only ports change so parallel runs don't collide."""
-    root = tmp_path_factory.mktemp("soak") / "system"
-    demo.init_copy(root)
-    register(root)
-    cfg = root / "grace.yaml"
-    text = cfg.read_text().replace("18080", str(free_port())).replace("18090", str(free_port()))
-    text = re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{free_port()}"', text)
-    cfg.write_text(text)
-    assert "interval: 30s" in text and "thresholds" not in text  # the shipped defaults
-    log = root / "up.log"
-    out = open(log, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    http = re.search(r'listen: "([^"]+)"', text)
-    assert http
-    running = Running(root, cfg, proc, f"http://{http.group(1)}", log)
-    deadline = time.monotonic() + BOOT_TIMEOUT_S
-    while "phase 7/7" not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"grace up did not boot:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.2)
-    yield running
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    out.close()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def soak_bus(shipped_up: Running) -> Any:
-    url = read_url(shipped_up.data_dir)
-    assert url
-    b = await bus_mod.connect(url, host=HOST, source="grace/demo/soak-test")
-    yield b
-    await b.close()
-
-
-def static_pids(running: Running) -> set[int]:
-    """Pids of this Grace's `static` kernel (other Graces on the machine use host `demo` too)."""
-    mark = str(running.data_dir.resolve() / "actuator" / f"{HOST}-kernels.json")
-    out = set()
-    for p in psutil.process_iter(["pid"]):
-        try:
-            env = p.environ()
-            if (env.get("GRACE_KERNEL") == "static" and env.get("GRACE_KERNEL_STATE") == mark
-                    and p.status() != psutil.STATUS_ZOMBIE):
-                out.add(p.pid)
-        except (psutil.Error, OSError):
-            continue
-    return out
 
 
 def _static_url(running: Running) -> str:
@@ -114,11 +48,11 @@ def _answers(url: str) -> bool:
 
 
 async def test_a_plain_http_server_is_left_alone_when_healthy_and_restarted_when_hung_or_killed(
-        shipped_up: Running, soak_bus: bus_mod.Bus) -> None:
+        shipped_up: Running, shipped_bus: bus_mod.Bus) -> None:
     url = _static_url(shipped_up)
     await eventually(lambda: _answers(url), timeout=30)
-    [first] = await eventually(lambda: static_pids(shipped_up), timeout=30)
-    w = await watch_from_now(soak_bus)
+    [first] = await eventually(lambda: pids(shipped_up, "static"), timeout=30)
+    w = await watch_from_now(shipped_bus)
     try:
         # 1. ten quiet minutes: health_signal runs every 30 s and judges it by its health_url
         await asyncio.sleep(QUIET_S)
@@ -128,7 +62,7 @@ async def test_a_plain_http_server_is_left_alone_when_healthy_and_restarted_when
                   and e.data.trigger == "health_signal"]
         assert len(checks) >= QUIET_S / 30 - 2  # it really was judged, cycle after cycle
         assert all(c.stats.get("kernels_by_health_url", 0) >= 1 for c in checks)
-        assert static_pids(shipped_up) == {first} and _answers(url)
+        assert pids(shipped_up, "static") == {first} and _answers(url)
 
         # 2. hung: SIGSTOP (not Grace's shed_load) -> its health answer stops -> one restart
         os.kill(first, signal.SIGSTOP)
@@ -136,19 +70,19 @@ async def test_a_plain_http_server_is_left_alone_when_healthy_and_restarted_when
         assert gap.signal == "health_url" and gap.instance == 0 and gap.pid == first
         await expect(w, events.CommandSucceeded, lambda d: d.action == "restart_kernel"
                      and d.target.startswith("static"), timeout=60)
-        [second] = await eventually(lambda: static_pids(shipped_up) - {first}, timeout=30)
+        [second] = await eventually(lambda: pids(shipped_up, "static") - {first}, timeout=30)
         assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
         await eventually(lambda: _answers(url), timeout=30)
         await asyncio.sleep(70)  # two more cycles: the finding clears, nothing restarts it again
         restarts = [e.data for e in w.seen if isinstance(e.data, events.CommandIssued)
                     and e.data.action == "restart_kernel" and e.data.params.get("kernel") == "static"]
         assert len(restarts) == 1, restarts
-        assert static_pids(shipped_up) == {second}
+        assert pids(shipped_up, "static") == {second}
 
         # 3. killed: the supervisor starts a new process at once
         t0 = time.monotonic()
         os.kill(second, signal.SIGKILL)
-        [third] = await eventually(lambda: static_pids(shipped_up) - {second}, timeout=10)
+        [third] = await eventually(lambda: pids(shipped_up, "static") - {second}, timeout=10)
         await eventually(lambda: _answers(url), timeout=10)
         print(f"killed static kernel answering again after {time.monotonic() - t0:.1f}s "
               f"(pids {first} -> {second} -> {third})")

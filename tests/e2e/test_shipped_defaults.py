@@ -8,77 +8,16 @@ another Grace of host `demo` on this machine is never counted.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 
-import psutil
 import pytest
-import pytest_asyncio
 
 from grace import bus as bus_mod
-from grace import demo, events
-from grace.embedded import free_port, read_url
-from tests.e2e.conftest import BOOT_TIMEOUT_S, Running, eventually, expect, watch_from_now
+from grace import events
+from tests.e2e.conftest import Running, eventually, expect, pids, watch_from_now
 
 pytestmark = pytest.mark.slow
 INTERVAL_S = 30
-
-
-def pids(running: Running, kernel: str) -> set[int]:
-    """Live processes of `kernel` started by this Grace's supervisor."""
-    mark = str(running.data_dir.resolve()) + "/"
-    out = set()
-    for p in psutil.process_iter(["pid"]):
-        try:
-            env = p.environ()
-            if (env.get("GRACE_KERNEL") == kernel and env.get("GRACE_KERNEL_STATE", "").startswith(mark)
-                    and p.status() != psutil.STATUS_ZOMBIE):
-                out.add(p.pid)
-        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess, OSError):
-            continue
-    return out
-
-
-@pytest.fixture(scope="module")
-def shipped_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    root = tmp_path_factory.mktemp("shipped") / "system"
-    demo.init_copy(root)
-    cfg = root / "grace.yaml"
-    text = cfg.read_text()
-    assert f"interval: {INTERVAL_S}s" in text and "thresholds" not in text  # as shipped
-    http = f"127.0.0.1:{free_port()}"
-    cfg.write_text(text.replace("18080", str(free_port())).replace("127.0.0.1:8181", http))
-    log = root / "up.log"
-    out = open(log, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    running = Running(root, cfg, proc, f"http://{http}", log)
-    deadline = time.monotonic() + BOOT_TIMEOUT_S
-    while "phase 7/7" not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"grace up did not boot:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.2)
-    yield running
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    out.close()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def shipped_bus(shipped_up: Running) -> AsyncIterator[bus_mod.Bus]:
-    url = read_url(shipped_up.data_dir)
-    assert url, "grace up wrote no nats.url"
-    b = await bus_mod.connect(url, host="demo", source="grace/demo/e2e-test")
-    yield b
-    await b.close()
 
 
 async def test_a_2s_health_answer_gives_latency_spike_and_scales_up_the_api_pool(
