@@ -100,14 +100,15 @@ def _commit(root: Path, message: str) -> None:
                     "commit", "-q", "-am", message], check=True)
 
 
-def shipped_copy(root: Path) -> Path:
+def shipped_copy(root: Path, host: str = "demo") -> Path:
     """The example exactly as shipped (30 s cycles, shipped thresholds and playbooks) in
-    `root`; only its ports move to free ones, so runs on one machine never collide."""
+    `root`; only its ports (and, if asked, its host) change, so runs never collide."""
     demo.init_copy(root)
     register(root)
     cfg = root / "grace.yaml"
     text = cfg.read_text()
     assert "interval: 30s" in text and "thresholds" not in text  # as shipped
+    text = text.replace("host: demo", f"host: {host}")
     text = text.replace("18080", str(free_port())).replace("18090", str(free_port()))
     cfg.write_text(re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{free_port()}"', text))
     _commit(root, "test ports")

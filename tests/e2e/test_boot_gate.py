@@ -19,7 +19,8 @@ import pytest
 
 from grace import bus as bus_mod
 from grace import config, demo, events, topology
-from grace.embedded import EmbeddedServer, free_port, read_url
+from grace.embedded import EmbeddedServer, read_url
+from tests.e2e.conftest import booted, shipped_copy
 from tests.processors.support import stored
 
 pytestmark = pytest.mark.slow
@@ -28,10 +29,8 @@ BROKEN = "shop/broken.py"  # what `grace demo fault syntax-error` writes under c
 
 def broken_system(root: Path, block: bool | None = None) -> Path:
     """A copy of the example with its ports moved and the demo's syntax error written."""
-    demo.init_copy(root)
-    cfg = root / "grace.yaml"
-    text = cfg.read_text().replace("18080", str(free_port()))
-    text = re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{free_port()}"', text)
+    cfg = shipped_copy(root)
+    text = cfg.read_text()
     if block is not None:
         text = text.replace("code: {root: src, tests: tests}",
                             f"code: {{root: src, tests: tests, block_boot_on_syntax_error: "
@@ -124,86 +123,48 @@ async def fix_tasks(url: str) -> list[events.FixTask]:
     return [e.data for e in evs if isinstance(e.data, events.FixTask)]
 
 
+def _one_fix_task(url: str, within: float) -> list[events.FixTask]:
+    """The syntax_error_detected fix tasks, waiting up to `within` seconds for the first."""
+    until = time.monotonic() + within
+    while True:
+        tasks = [t for t in asyncio.run(fix_tasks(url)) if t.playbook == "syntax_error_detected"]
+        if tasks or time.monotonic() > until:
+            return tasks
+        time.sleep(0.5)
+
+
+def _names_the_file_and_line(tasks: list[events.FixTask], log: Path) -> None:
+    assert len(tasks) == 1, log.read_text()
+    assert tasks[0].files == [BROKEN] and tasks[0].line == 1
+    assert tasks[0].summary.startswith(f"syntax error in {BROKEN}:1: ")
+    assert tasks[0].evidence["line"] == 1
+
+
 def test_with_the_gate_off_boot_goes_on_and_a_fix_task_names_the_file(tmp_path: Path) -> None:
     root = tmp_path / "system"
     cfg = broken_system(root, block=False)
-    log = root / "up.log"
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)],
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 120
-            while "phase 7/7" not in log.read_text(errors="replace"):
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
-            text = log.read_text()
-            assert re.search(rf"phase 3/7 .* ok .*src/{BROKEN}:1: .*booting anyway", text), text
-            assert {p.environ()["GRACE_KERNEL"] for p in kernels_of(root)} == kernel_names(root)
-            url = read_url(root / ".grace")
-            assert url
-            tasks: list[events.FixTask] = []
-            while time.monotonic() < deadline + 60:
-                tasks = [t for t in asyncio.run(fix_tasks(url))
-                         if t.playbook == "syntax_error_detected"]
-                if tasks:
-                    break
-                time.sleep(0.5)
-            assert len(tasks) == 1, log.read_text()
-            assert tasks[0].files == [BROKEN]
-            assert tasks[0].summary.startswith(f"syntax error in {BROKEN}:1: ")
-            assert tasks[0].evidence["line"] == 1
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == 0, log.read_text()[-2000:]  # a clean stop
+    with booted(root, cfg) as running:
+        text = running.log.read_text()
+        assert re.search(rf"phase 3/7 .* ok .*src/{BROKEN}:1: .*booting anyway", text), text
+        assert {p.environ()["GRACE_KERNEL"] for p in kernels_of(root)} == kernel_names(root)
+        url = read_url(running.data_dir)
+        assert url
+        _names_the_file_and_line(_one_fix_task(url, 60), running.log)
+    assert running.proc.returncode == 0, running.log.read_text()[-2000:]  # a clean stop
     assert kernels_of(root) == []
 
 
 def test_a_syntax_error_written_while_running_becomes_a_fix_task(tmp_path: Path) -> None:
     """The shipped defaults (gate on, a clean tree): boot, then break a file."""
     root = tmp_path / "system"
-    demo.init_copy(root)
-    cfg = root / "grace.yaml"
-    text = cfg.read_text().replace("18080", str(free_port()))
-    cfg.write_text(re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{free_port()}"', text))
-    log = root / "up.log"
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)],
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 120
-            while "phase 7/7" not in log.read_text(errors="replace"):
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
-            assert re.search(r"phase 3/7 pre-boot code diff +ok", log.read_text())
-            url = read_url(root / ".grace")
-            assert url
-            assert [t for t in asyncio.run(fix_tasks(url))
-                    if t.playbook == "syntax_error_detected"] == []
-            fault = subprocess.run([sys.executable, "-m", "grace.cli", "demo", "fault",
-                                    "syntax-error", "-c", str(cfg)],
-                                   capture_output=True, text=True, timeout=60)
-            assert fault.returncode == 0, fault.stderr
-            # file triggers react to the change (watchfiles); the 30s cycle would find it too
-            tasks: list[events.FixTask] = []
-            until = time.monotonic() + 90
-            while not tasks and time.monotonic() < until:
-                time.sleep(0.5)
-                tasks = [t for t in asyncio.run(fix_tasks(url))
-                         if t.playbook == "syntax_error_detected"]
-            assert len(tasks) == 1, log.read_text()
-            assert tasks[0].files == [BROKEN]
-            assert tasks[0].summary.startswith(f"syntax error in {BROKEN}:1: ")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == 0, log.read_text()[-2000:]  # a clean stop
+    cfg = shipped_copy(root)
+    with booted(root, cfg) as running:
+        assert re.search(r"phase 3/7 pre-boot code diff +ok", running.log.read_text())
+        url = read_url(running.data_dir)
+        assert url
+        assert _one_fix_task(url, 0) == []
+        running.fault("syntax-error")
+        # file triggers react to the change (watchfiles); the 30s cycle would find it too
+        _names_the_file_and_line(_one_fix_task(url, 90), running.log)
+    assert running.proc.returncode == 0, running.log.read_text()[-2000:]  # a clean stop
     assert kernels_of(root) == []

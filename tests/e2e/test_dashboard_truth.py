@@ -10,7 +10,6 @@ Grace on the machine, nor another test's kernels with ours)."""
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -22,8 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from grace import demo
-from grace.embedded import free_port
+from tests.e2e.conftest import shipped_copy
 
 pytestmark = pytest.mark.slow
 
@@ -34,16 +32,9 @@ BOOT_TIMEOUT_S = 180
 
 
 def make_system(root: Path) -> Path:
-    demo.init_copy(root)
-    cfg = root / "grace.yaml"
-    text = cfg.read_text()
-    assert f"interval: {INTERVAL_S}s" in text  # the shipped interval, as the example ships it
-    api = free_port()
-    text = text.replace("host: demo", f"host: {HOST}").replace("18080", str(api))
-    text = re.sub(r'listen: "127.0.0.1:\d+"', f'listen: "127.0.0.1:{free_port()}"', text)
-    cfg.write_text(text)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-C", str(root),
-                    "commit", "-q", "-am", "test ports"], check=True)
+    """The shipped example (shipped_copy) with a host of its own: its processes are told apart."""
+    cfg = shipped_copy(root, HOST)
+    assert f"interval: {INTERVAL_S}s" in cfg.read_text()
     return cfg
 
 
