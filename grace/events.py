@@ -37,6 +37,7 @@ class Trigger(Payload, frozen=True, kw_only=True):
 
     CATEGORY: ClassVar[str] = "trigger"
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ()
+    PROBLEM: ClassVar[bool] = True  # False: news that is not a problem (it is never an issue)
     trigger: str = ""  # the producer that found it
     severity: Literal["info", "warning", "critical"] = "warning"
 
@@ -71,6 +72,7 @@ class QueueBacklogLow(Trigger, frozen=True, kw_only=True):
     workers: one can be given back (the shipped playbook scales down by one)."""
 
     TYPE: ClassVar[str] = "queue_backlog_low"
+    PROBLEM: ClassVar[bool] = False  # spare capacity, not a fault
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ('kernel',)
     kernel: str
     stream: str
@@ -229,6 +231,7 @@ class ConditionCleared(Trigger, frozen=True, kw_only=True):
     """A finding reported in an earlier cycle is gone: recoveries and verify use it."""
 
     TYPE: ClassVar[str] = "condition_cleared"
+    PROBLEM: ClassVar[bool] = False  # it ends a problem
     KEY_FIELDS: ClassVar[tuple[str, ...]] = ('condition',)
     condition: str  # the event type that no longer holds
     key: dict[str, str] = {}  # identifying fields, e.g. {"path": "models/m.pkl"}
@@ -702,6 +705,8 @@ EVENT_CLASSES: dict[str, type[Event]] = {
 }
 COMMAND_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Command))
 TRIGGER_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Trigger))
+# the findings that report a problem: counted as issues on the dashboard, each routed or record-only
+PROBLEM_TYPES = frozenset(t for t in TRIGGER_TYPES if getattr(PAYLOAD_CLASSES[t], "PROBLEM"))
 
 AnyEvent = Union[tuple(EVENT_CLASSES.values())]  # type: ignore[valid-type]
 

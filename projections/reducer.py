@@ -176,7 +176,7 @@ def finding_key_json(d: events.Trigger) -> str:
     return text
 
 
-@handles(*(t for t in events.TRIGGER_TYPES if t != "condition_cleared"))
+@handles(*events.PROBLEM_TYPES)
 def _issue(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.Trigger) -> None:
     rows.tables["issues"].append((seq, env.time, env.host, d.TYPE, d.trigger or d.TYPE, d.severity,
                                   finding_key_json(d), getattr(d, "kernel", None)))

@@ -176,6 +176,14 @@ def test_a_finding_re_published_while_active_counts_once(tmp_path: Path) -> None
     assert t["issue_counts"] == {"latency_queue": 4}
 
 
+def test_news_that_is_not_a_problem_is_no_issue(tmp_path: Path) -> None:
+    low = events.QueueBacklogLow(kernel="worker", stream="JOBS", consumer="workers", backlog=3,
+                                 threshold=10, workers=3, min_workers=1)
+    store = project(tmp_path / "p.duckdb", running([("web-1", low), ("web-1", low), backlog()]))
+    t = dash(store, at(20))["triggers"]
+    assert (t["issues_published"], t["issues_detected"]) == (1, 1)  # only the backlog
+
+
 # ---------------------------------------------------------------- fix tasks
 
 
