@@ -161,22 +161,25 @@ def shipped_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield running
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def shipped_bus(shipped_up: Running) -> AsyncIterator[bus_mod.Bus]:
-    url = read_url(shipped_up.data_dir)
+async def _bus_of(running: Running) -> AsyncIterator[bus_mod.Bus]:
+    """A client of the running Grace's embedded NATS, for reading its log."""
+    url = read_url(running.data_dir)
     assert url, "grace up wrote no nats.url"
     b = await bus_mod.connect(url, host="demo", source="grace/demo/e2e-test")
     yield b
     await b.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def shipped_bus(shipped_up: Running) -> AsyncIterator[bus_mod.Bus]:
+    async for b in _bus_of(shipped_up):
+        yield b
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def log_bus(grace_up: Running) -> AsyncIterator[bus_mod.Bus]:
-    url = read_url(grace_up.data_dir)
-    assert url, "grace up wrote no nats.url"
-    b = await bus_mod.connect(url, host="demo", source="grace/demo/e2e-test")
-    yield b
-    await b.close()
+    async for b in _bus_of(grace_up):
+        yield b
 
 
 async def watch_from_now(b: bus_mod.Bus) -> LogWatcher:

@@ -50,6 +50,14 @@ def _accept_protected(cfg: config.Config) -> None:
     accept(cfg, [protect.relative(cfg, p) for p, _ in protect.protected_files(cfg)])
 
 
+async def _first_heartbeat(env: Env, kernel: str) -> None:
+    """Wait (real time, 20 s at most) until the example `kernel` is heard."""
+    deadline = time.monotonic() + 20
+    while env.shared.heartbeats.pid(kernel) is None:
+        assert time.monotonic() < deadline, f"no heartbeat from the example {kernel}"
+        await asyncio.sleep(0.1)
+
+
 async def _until(checks: list[Check], clock: VirtualClock, found: Callable[[CheckResult], bool],
                  max_runs: int) -> float:
     """Run `checks` once per virtual interval until `found`; the virtual seconds it took
@@ -76,10 +84,7 @@ async def test_health_signal_kill_kernel_is_a_heartbeat_gap_within_one_interval(
     await env.shared.heartbeats.listen(bus.nc)
     try:
         with kernel_process(cfg, "api", nats_url):
-            deadline = time.monotonic() + 20
-            while env.shared.heartbeats.pid("api") is None:
-                assert time.monotonic() < deadline, "no heartbeat from the example api"
-                await asyncio.sleep(0.1)
+            await _first_heartbeat(env, "api")
             assert not _has("kernel_heartbeat_gap", kernel="api")(await trig.check())
             assert "killed kernel api" in demo.inject(context(cfg), "kill-kernel")
             assert await _until([trig], clock, _has("kernel_heartbeat_gap", kernel="api"), 1) <= 30
@@ -139,10 +144,7 @@ async def test_resource_pressure_memory_leak_within_three_intervals(
     await env.shared.heartbeats.listen(bus.nc)
     try:
         with kernel_process(cfg, "reporter", nats_url) as proc:
-            deadline = time.monotonic() + 20
-            while env.shared.heartbeats.pid("reporter") is None:
-                assert time.monotonic() < deadline, "no heartbeat from the example reporter"
-                await asyncio.sleep(0.1)
+            await _first_heartbeat(env, "reporter")
             clock.advance()
             assert not _has("memory_pressure", kernel="reporter")(await trig.check())
             demo.inject(context(cfg), "memory-leak")
