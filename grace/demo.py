@@ -22,8 +22,8 @@ import psutil
 from grace import kernelstate, protect
 from grace.cliutil import Context, fail, guarded, load_context, run, stage_options
 
-FAULTS = ("model-corruption", "config-drift", "kill-kernel", "queue-flood", "cpu-burn",
-          "error-storm", "syntax-error", "vulnerable-dependency", "latency", "memory-leak",
+FAULTS = ("model-corruption", "config-drift", "kill-kernel", "hang-kernel", "queue-flood",
+          "cpu-burn", "error-storm", "syntax-error", "vulnerable-dependency", "latency", "memory-leak",
           "error-ramp")
 CPU_BURN_S = 180  # cpu_saturation needs 3 samples 30 s apart, the playbook another minute
 RAMP_S = 1200  # error-ramp: 20 minutes of a climbing error rate (the trend needs ~16 at 30 s)
@@ -86,16 +86,21 @@ def inject(ctx: Context, kind: str) -> str:
         with open(path, "a") as f:
             f.write("\n# edited by hand at 3 a.m.\n" if path.suffix != ".json" else " ")
         return f"changed {path}"
-    if kind == "kill-kernel":
+    if kind in ("kill-kernel", "hang-kernel"):
         name = next((k.name for k in cfg.kernels if k.heartbeat_timeout), "")
         if not name:
-            fail("no kernel with a heartbeat_timeout in the config to kill")
+            fail(f"no kernel with a heartbeat_timeout in the config for {kind}")
         procs = kernel_processes(cfg.host, name, kernelstate.state_path(cfg))
         if not procs:
             fail(f"kernel {name!r} of host {cfg.host!r} is not running; start Grace first (make run)")
+        pids = ", ".join(str(p.pid) for p in procs)
+        if kind == "kill-kernel":
+            for p in procs:
+                p.kill()
+            return f"killed kernel {name} (pids {pids})"
         for p in procs:
-            p.kill()
-        return f"killed kernel {name} (pids {', '.join(str(p.pid) for p in procs)})"
+            p.suspend()
+        return f"stopped kernel {name} with SIGSTOP (pids {pids}): alive but silent"
     if kind == "queue-flood":
         return run(_flood(ctx))  # type: ignore[no-any-return]
     if kind == "memory-leak":

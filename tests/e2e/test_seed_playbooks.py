@@ -74,19 +74,39 @@ async def test_config_drift_is_restored_from_snapshot(grace_up: Running, log_bus
     await counted(grace_up, before, "config_drift")
 
 
-async def test_a_killed_kernel_is_restarted(grace_up: Running, log_bus: bus_mod.Bus) -> None:
+async def test_a_killed_kernel_is_started_again_by_its_supervisor(grace_up: Running,
+                                                                   log_bus: bus_mod.Bus) -> None:
+    old = kernel_pids(HOST, "api")
+    assert old
+    w = await watch_from_now(log_bus)
+    try:
+        grace_up.fault("kill-kernel")
+        exited = await expect(w, events.KernelExited, lambda d: d.kernel == "api" and not d.expected,
+                              timeout=20)
+        restarted = await expect(w, events.KernelRestarted, lambda d: d.kernel == "api", timeout=20)
+    finally:
+        await w.close()
+    assert exited.pid in old
+    new = await eventually(lambda: kernel_pids(HOST, "api"), timeout=20)
+    assert restarted.pid in new and not (new & old)
+
+
+async def test_a_hung_kernel_is_a_heartbeat_gap_and_is_restarted(grace_up: Running,
+                                                                 log_bus: bus_mod.Bus) -> None:
     old = kernel_pids(HOST, "api")
     assert old
     before = grace_up.dashboard()
     w = await watch_from_now(log_bus)
     try:
-        grace_up.fault("kill-kernel")
-        await expect(w, events.KernelHeartbeatGap, lambda d: d.kernel == "api", timeout=30)
+        grace_up.fault("hang-kernel")  # SIGSTOP: the process is alive and silent
+        gap = await expect(w, events.KernelHeartbeatGap,
+                           lambda d: d.kernel == "api" and d.reason == "heartbeat_gap", timeout=60)
         await expect(w, events.CommandSucceeded, succeeded("restart_kernel"), timeout=30)
     finally:
         await w.close()
-    new = await eventually(lambda: kernel_pids(HOST, "api"), timeout=20)
-    assert new and not (new & old)
+    assert gap.pid in old and gap.signal == "heartbeat"
+    await eventually(lambda: not (kernel_pids(HOST, "api") & old), timeout=20)
+    assert kernel_states(HOST, "api") and "stopped" not in kernel_states(HOST, "api")
     await counted(grace_up, before, "health_signal")
 
 
@@ -140,8 +160,8 @@ async def test_a_rising_error_rate_asks_for_a_code_review(grace_up: Running, log
             with open(log, "a") as f:
                 for i in range(5 * step):
                     f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR disk write {step}-{i} slow\n")
-            if any(isinstance(e.data, events.FailureRiskPredicted) and e.data.confidence >= 0.8
-                   for e in w.seen):
+            if any(isinstance(e.data, events.FailureRiskPredicted) and e.data.resource == "error_rate"
+                   and e.data.confidence >= 0.8 for e in w.seen):
                 break
             await asyncio.sleep(1.0)
         risk = await expect(w, events.FailureRiskPredicted,
