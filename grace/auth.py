@@ -2,8 +2,9 @@
 
 Each component may publish only its own subjects: producers write findings and
 checks, the processor writes decisions and commands, the actuator writes results,
-kernel, snapshot and task events, the projector and viewers write nothing to the
-log. Only the admin user (grace up, the CLI's publish) may create streams.
+kernel, snapshot and task events, the operator role (holds, approvals, denials: the
+`grace hold`, `grace approve` and `grace deny` commands) writes operator events, the
+projector and viewers write nothing to the log. Only the admin user (grace up, the CLI's publish) may create streams.
 The embedded server loads the generated block when `nats.auth: true`.
 """
 
@@ -33,9 +34,12 @@ def _events(*categories: str) -> list[str]:
 # role -> subjects it may publish to; every role may subscribe to inboxes and heartbeats
 ROLES: dict[str, list[str]] = {
     "producer": [*_events("trigger", "check", "stage"), f"$KV.{topology.STATE_BUCKET}.>", *COMMON],
-    "processor": [*_events("decision"), topology.COMMANDS_ALL, *COMMON],
+    # the processor records a hold's expiry (hold_released, via expiry)
+    "processor": [*_events("decision"), topology.event_filter("operator", "hold_released", "*"),
+                  topology.COMMANDS_ALL, *COMMON],
     "actuator": [*_events("result", "kernel", "snapshot", "task", "stage"), topology.TASKS_ALL,
                  f"$KV.{topology.INTENTS_BUCKET}.>", *COMMON],
+    "operator": [*_events("operator"), *COMMON],  # holds, approvals, denials: people only
     "projector": COMMON,
     "viewer": ["$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.CONSUMER.CREATE.>",
                "$JS.API.CONSUMER.MSG.NEXT.>", "$JS.API.CONSUMER.INFO.>"],
@@ -47,7 +51,8 @@ SUBSCRIBE = ["_INBOX.>", "grace.heartbeat.>"]
 COMPONENT_ROLE = {"produce": "producer", "process": "processor", "processor": "processor",
                   "act": "actuator", "actuator": "actuator", "project": "projector",
                   "projector": "projector", "tail": "viewer", "dashboard": "viewer", "ping": "viewer",
-                  "playbooks-test": "viewer", "replay": "viewer"}
+                  "playbooks-test": "viewer", "replay": "viewer",
+                  "operator": "operator"}
 
 
 def role_of(component: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -143,6 +143,27 @@ class Projection(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True
     degraded_window: Duration = Duration(600)
 
 
+class Holds(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    max: Duration = Duration(86400)  # the longest `grace hold add --for` accepted
+
+
+class ProcessorSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    mode: Literal["act", "observe"] = "act"  # observe: every playbook records, none sends
+
+
+class RateLimit(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    count: int = 30
+    per: Duration = Duration(60)
+
+
+class Safety(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Rails over every playbook: a refused match is decision_suppressed with the rail's name."""
+
+    max_commands: RateLimit = RateLimit()  # per host, sliding window
+    max_pool_restarting: float = 0.5  # of a kernel's instances restarting or suspended at once
+    max_chain_depth: int = 3  # command <- result <- command ... past this is a loop
+
+
 class Config(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = ""
     data_dir: str = ".grace"
@@ -161,6 +182,9 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     http: Http = Http()
     agent: Agent = Agent()
     projection: Projection = Projection()
+    holds: Holds = Holds()
+    processor: ProcessorSettings = ProcessorSettings()
+    safety: Safety = Safety()
     config_dir: str = ""  # set by the loader: the folder relative paths start from
 
     def path(self, value: str) -> Path:
@@ -245,6 +269,15 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
                 "remove it from shed.kernels", "shed", "kernels", i)
     if cfg.shed.max_s <= 0:
         err("shed.max_s must be more than 0s", "shed", "max_s")
+    if cfg.holds.max <= 0:
+        err("holds.max must be more than 0s", "holds", "max")
+    if cfg.safety.max_commands.count < 1 or cfg.safety.max_commands.per <= 0:
+        err("safety.max_commands needs count >= 1 and per > 0s", "safety", "max_commands")
+    if not 0 < cfg.safety.max_pool_restarting <= 1:
+        err(f"safety.max_pool_restarting is a fraction of a pool in (0, 1], got "
+            f"{cfg.safety.max_pool_restarting}", "safety", "max_pool_restarting")
+    if cfg.safety.max_chain_depth < 1:
+        err("safety.max_chain_depth must be at least 1", "safety", "max_chain_depth")
     if cfg.snapshots.keep < 1:
         err("snapshots.keep must be at least 1 (the last good copy is always kept)", "snapshots", "keep")
     return errors

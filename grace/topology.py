@@ -8,6 +8,7 @@ Who publishes and who consumes what:
                 -> grace.events.decision.*  and  grace.commands.<host>.<action>
     actuators   <- GRACE_COMMANDS (durable "actuator-<host>", filter grace.commands.<host>.>)
                 -> grace.events.result.* / kernel.* / snapshot.*   and  grace.tasks.<host>.<kind>
+    operators   -> grace.events.operator.*  (holds, approvals: grace hold|approve|deny)
     projections <- GRACE_EVENTS (ephemeral, from the sequence stored with the rows)
     anyone      -> grace.rejected.<stage> (raw bytes + reason headers)
     kernels     -> grace.heartbeat.<host>.<name> (core NATS, never stored)

@@ -62,12 +62,15 @@ class Playbook:
     route: str = "self_healing"
     enabled: bool = True
     description: str = ""
+    mode: str = "act"  # act | observe | approve
+    approve_within_s: float = 900.0
 
     @property
     def horizon_s(self) -> float:
         """How far back the log must be read to rebuild this playbook's state."""
         return max(self.for_s or 0.0, self.within_s or 0.0, self.cooldown_s or 0.0,
-                   self.budget_per_s or 0.0, self.verify_within_s or 0.0, self.every_s or 0.0)
+                   self.budget_per_s or 0.0, self.verify_within_s or 0.0, self.every_s or 0.0,
+                   self.approve_within_s if self.mode == "approve" else 0.0)
 
     def target(self, ev: events.Event) -> str:
         """The per-target state key: the host plus the group_by values."""

@@ -12,6 +12,8 @@ import msgspec
 from grace.durations import Duration, parse_duration
 
 Route = Literal["self_healing", "coding_agent"]
+Mode = Literal["act", "observe", "approve"]
+APPROVE_WITHIN_S = 900.0
 ActionItem = str | dict[str, dict[str, Any] | None]  # `resume_load` or `{scale_workers: {by: 1}}`
 
 
@@ -52,6 +54,8 @@ class PlaybookSpec(_Spec):
     escalate: ActionItem | None = None
     route: Route = "self_healing"
     enabled: bool = True
+    mode: Mode = "act"  # observe: record what it would send; approve: wait for a person's yes
+    approve_within: Duration | None = None  # mode approve: how long a request waits (15m)
 
 
 class PlaybookFile(_Spec):

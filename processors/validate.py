@@ -157,7 +157,8 @@ class _Checker:
             budget_per_s=_sec(pb.budget.per) if pb.budget else None, budget_then=then,
             verify_within_s=_sec(pb.verify.within) if pb.verify else None,
             verify_event=verify_event, verify_pred=verify_pred, escalate=escalate, route=pb.route,
-            enabled=pb.enabled, description=pb.description)
+            enabled=pb.enabled, description=pb.description, mode=pb.mode,
+            approve_within_s=_sec(pb.approve_within) or spec.APPROVE_WITHIN_S)
 
     def _err_at(self, message: str, path: tuple[str | int, ...]) -> None:
         self.err(message, *path)
@@ -191,8 +192,11 @@ class _Checker:
                      "`verify: {within: 2m, event: command_succeeded}`", "verify")
 
     def _durations(self, pb: spec.PlaybookSpec) -> None:
+        if pb.approve_within is not None and pb.mode != "approve":
+            self.err(f"`approve_within` has no meaning in mode {pb.mode!r}; set `mode: approve` "
+                     "or remove it", "approve_within")
         for key, value in (("every", pb.every), ("for", pb.for_), ("within", pb.within),
-                           ("cooldown", pb.cooldown)):
+                           ("cooldown", pb.cooldown), ("approve_within", pb.approve_within)):
             if value is not None and value <= 0:
                 self.err(f"`{key}` must be longer than 0s, got {_fd(value)}", key)
         if pb.every is not None and 0 < pb.every < 1:

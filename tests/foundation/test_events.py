@@ -19,9 +19,11 @@ def sample_payload(cls: type[events.Payload]) -> events.Payload:
     ref = schema["$ref"].split("/")[-1]
     props = defs[ref]["properties"]
     required = defs[ref].get("required", [])
+    times = {f.encode_name for f in msgspec.inspect.type_info(cls).fields  # type: ignore[union-attr]
+             if isinstance(f.type, msgspec.inspect.DateTimeType)}
     values: dict[str, Any] = {}
     for name in required:
-        values[name] = _value_for(props[name], defs)
+        values[name] = "2026-01-01T00:00:00Z" if name in times else _value_for(props[name], defs)
     return msgspec.convert(values, cls)
 
 
