@@ -37,3 +37,8 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and float(seconds / size).is_integer():
             return f"{int(seconds / size)}{unit}"
     return f"{round(seconds * 1000)}ms"
+
+
+def fmt(seconds: float) -> str:
+    """A duration for messages: `0s` for nothing, else `format_duration`."""
+    return "0s" if seconds <= 0 else format_duration(seconds)

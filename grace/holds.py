@@ -57,7 +57,7 @@ class Scope:
 
     host: str
     playbook: str = ""
-    kernels: frozenset[tuple[str, int | None]] = frozenset()
+    kernels: frozenset[tuple[str, int | None]] = frozenset()  # name "*": every kernel
     paths: frozenset[str] = frozenset()
 
 
@@ -71,8 +71,9 @@ def covers(target: Target, hold_host: str, scope: Scope) -> bool:
         return scope.playbook == target.name
     if target.kind == "path":
         return target.name in scope.paths
-    return any(name == target.name and (target.instance is None or index is None
-                                        or index == target.instance)
+    # "*": an action on every kernel (shed_load with no list) touches the held one too
+    return any(name in (target.name, "*") and (target.instance is None or index is None
+                                               or index == target.instance)
                for name, index in scope.kernels)
 
 

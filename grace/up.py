@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -177,10 +178,17 @@ async def _log_stop(boot: Boot, reason: str = "shutdown") -> bool:
 
 @click.command()
 @stage_options
+@click.option("--observe", is_flag=True,
+              help="Observe mode for a first deployment: every playbook records what it would do "
+                   "(decision_observed) and nothing is sent. Same as processor.mode: observe.")
 @guarded
-def up(config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
+def up(config_path: str | None, nats_url: str | None, data_dir: str | None, observe: bool) -> None:
     """Start the whole pipeline: embedded NATS (when no URL) and the four stages."""
     ctx = load_context(config_path, nats_url, data_dir)
+    if observe or ctx.cfg.processor.mode == "observe":
+        os.environ["GRACE_OBSERVE"] = "1"  # the processor stage (and its restarts) read it
+        click.echo("observe mode: playbooks record what they would do (decision_observed); "
+                   "no command is sent")
     config_path = str(Path(config_path).resolve()) if config_path else None
     server: EmbeddedServer | None = None
     if ctx.nats_url is None:

@@ -36,6 +36,14 @@ class Outcome:
     def suppressed(self) -> list[Event]:
         return [e for e in self.emitted if e.type == "decision_suppressed"]
 
+    @property
+    def observed(self) -> list[Event]:
+        return [e for e in self.emitted if e.type == "decision_observed"]
+
+    @property
+    def approvals(self) -> list[Event]:
+        return [e for e in self.emitted if e.type == "approval_requested"]
+
 
 def read_jsonl(path: Path, outcome: Outcome) -> Iterator[Event]:
     """Events of a JSON-lines file (CloudEvents, one per line); bad lines are noted."""
@@ -76,6 +84,11 @@ def describe(ev: Event) -> dict[str, Any]:
         row.update(playbook=d.playbook, action=d.TYPE, id=ev.id, reason=d.reason,
                    params={k: v for k, v in msgspec.to_builtins(d).items()
                            if k not in ("playbook", "cause_ids", "reason")})
+    elif isinstance(d, (events.DecisionObserved, events.ApprovalRequested)):
+        row.update(playbook=d.playbook, action=d.action, id=d.command_id, reason=d.reason,
+                   params=d.params, target=d.target)
+        if isinstance(d, events.ApprovalRequested):
+            row["expires_at"] = d.expires_at.isoformat()
     elif isinstance(d, events.DecisionSuppressed):
         row.update(playbook=d.playbook, target=d.target, reason=d.reason, detail=d.detail)
     elif isinstance(d, (events.VerifyPassed, events.VerifyFailed)):
@@ -91,6 +104,13 @@ def report_lines(outcome: Outcome) -> list[str]:
         if ev.data.CATEGORY == "command":
             lines.append(f"{r['time']} FIRE     {r['playbook']}: {r['action']} on {r['host']} "
                          f"{r['params']}  ({r['reason']})")
+        elif ev.type == "decision_observed":
+            lines.append(f"{r['time']} OBSERVE  {r['playbook']}: would send {r['action']} on "
+                         f"{r['host']} {r['params']}  ({r['reason']})")
+        elif ev.type == "approval_requested":
+            lines.append(f"{r['time']} APPROVE  {r['playbook']}: {r['action']} on {r['host']} "
+                         f"{r['params']} waits for `grace approve {r['id']}` until "
+                         f"{r['expires_at']}  ({r['reason']})")
         elif ev.type == "decision_suppressed":
             lines.append(f"{r['time']} SUPPRESS {r['playbook']}: {r['reason']} on {r['target']}"
                          f" ({r['detail']})")
@@ -99,5 +119,6 @@ def report_lines(outcome: Outcome) -> list[str]:
                          f"(command {r['command_id']})")
     lines.extend(f"bad input: {b}" for b in outcome.bad_lines)
     lines.append(f"{outcome.events} events replayed: {len(outcome.commands)} commands would fire, "
-                 f"{len(outcome.suppressed)} suppressed")
+                 f"{len(outcome.observed)} observed, {len(outcome.approvals)} would wait for "
+                 f"approval, {len(outcome.suppressed)} suppressed")
     return lines

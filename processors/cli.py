@@ -21,9 +21,11 @@ from grace.events import Event
 @click.option("--partition", "partition", envvar="GRACE_PARTITION", show_envvar=True,
               help="I/N: run as partition I of N processors sharing the log (each owns the hosts "
                    "hashing to it). Default: one processor owns every host.")
+@click.option("--observe", is_flag=True, envvar="GRACE_OBSERVE", show_envvar=True,
+              help="Every playbook records what it would do (decision_observed); nothing is sent.")
 @guarded
 def process(config_path: str | None, nats_url: str | None, data_dir: str | None,
-            partition: str | None) -> None:
+            partition: str | None, observe: bool) -> None:
     """Run the processor stage: match the log against the playbooks, emit commands."""
     from processors import partition as partition_mod
     from processors import stage
@@ -37,7 +39,7 @@ def process(config_path: str | None, nats_url: str | None, data_dir: str | None,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stage.run_stage(ctx, stop, partition=partition or "")
+        await stage.run_stage(ctx, stop, partition=partition or "", observe=observe)
 
     run(go())
 

@@ -2,13 +2,16 @@
 
 Pure logic: no I/O, no wall clock. `process(ev)` and `tick(now)` append the
 command and decision events to emit to `self.out`; the caller publishes them.
-State (holds, windows, cooldowns, budgets, pending verifies, timer slots) is per
-playbook per target. With `emit = False` (rebuild) the same transitions happen
-and nothing is emitted: that is how a restart rebuilds its state from the log.
+State (`for` episodes, windows, cooldowns, budgets, pending verifies, timer slots,
+holds, pending approvals) is per playbook per target. After a match, the gate chain
+(processors/gates) decides whether it may act now, and the playbook's mode how:
+send, observe, or ask a person. With `emit = False` (rebuild) the same transitions
+happen and nothing is emitted: that is how a restart rebuilds its state from the log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import deque
 from collections.abc import Iterable
@@ -17,15 +20,20 @@ from typing import Any
 
 import msgspec
 
-from grace import events
-from grace.durations import format_duration
+from grace import events, holds
+from grace.durations import fmt
 from grace.events import Event
+from processors import gates
+from processors.approvals import Approvals, Request
+from processors.evidence import verify_evidence
+from processors.gates import Acted, Planned, Proposal, Refusal, Settings
+from processors.gates.mode import mode_of
 from processors.model import ESCALATE, Action, Playbook
 
 _DEFAULT_ESCALATION = Action(ESCALATE, events.EscalateToCodingAgent, lambda _ev: {}, 0, True)
 VERIFY_REASON = "verify of"  # how a verify escalation's reason starts (a restart learns it back)
-# result events carry the command_id they answer: a verify on them is about that command only
-_RESULTS = frozenset(t for t, c in events.PAYLOAD_CLASSES.items() if c.CATEGORY == "result")
+# people's decisions the matcher follows (holds, approvals): a rebuild reads them too
+OPERATOR_TYPES = frozenset({"hold_added", "hold_released", "approval_granted", "approval_denied"})
 
 
 class Pending(msgspec.Struct):
@@ -39,11 +47,11 @@ class Pending(msgspec.Struct):
 class TargetState:
     """What one playbook remembers about one target."""
 
-    __slots__ = ("hold_start", "window", "said", "last_action", "last_command", "actions", "verify",
-                 "seen", "escalated")
+    __slots__ = ("since", "window", "said", "last_action", "last_command", "actions", "verify",
+                 "seen", "escalated", "approval")
 
     def __init__(self) -> None:
-        self.hold_start: float | None = None
+        self.since: float | None = None  # when the `for` condition started to hold
         self.window: deque[tuple[float, str]] = deque()
         self.said: set[str] = set()  # suppressions already recorded (no flooding)
         self.last_action: float | None = None
@@ -52,9 +60,10 @@ class TargetState:
         self.verify: Pending | None = None
         self.seen: Event | None = None  # the latest finding while a verify is pending: evidence
         self.escalated = ""  # the verify escalation already sent this episode (sent once)
+        self.approval = ""  # the command waiting for a person's yes on this target
 
     def reset_episode(self) -> None:
-        self.hold_start = None
+        self.since = None
         self.window.clear()
         self.said = {k for k in self.said if not k.startswith("episode:")}
 
@@ -62,9 +71,11 @@ class TargetState:
 class Matcher:
     """Apply `playbooks` to events; emit commands and decisions into `out`."""
 
-    def __init__(self, playbooks: Iterable[Playbook], *, host: str, source: str) -> None:
+    def __init__(self, playbooks: Iterable[Playbook], *, host: str, source: str,
+                 settings: Settings | None = None) -> None:
         self.playbooks = {p.name: p for p in playbooks}
         self.host, self.source = host, source
+        self.settings = settings or Settings()
         self.by_type: dict[str, list[Playbook]] = {}
         self.cleared_watch: dict[str, list[Playbook]] = {}
         self.verify_watch: dict[str, list[Playbook]] = {}
@@ -76,6 +87,16 @@ class Matcher:
             if p.verify_event:
                 self.verify_watch.setdefault(p.verify_event, []).append(p)
         self.state: dict[str, dict[str, TargetState]] = {n: {} for n in self.playbooks}
+        self.holds = holds.HoldBook()
+        self.approvals = Approvals()
+        self.answered: set[str] = set()  # approvals granted, denied or expired: never again
+        self.unrecorded: dict[str, holds.Hold] = {}  # holds a rebuild saw run out, unrecorded yet
+        self.gates = gates.chain(self.settings, self.holds)
+        self.acting = [g for g in self.gates if type(g).acted is not gates.Gate.acted]
+        self.gate_watch: dict[str, list[gates.Gate]] = {}
+        for g in self.gates:
+            for t in g.TYPES:
+                self.gate_watch.setdefault(t, []).append(g)
         self.issued: dict[str, float] = {}  # command id -> time: what was already done
         self.logged: set[str] = set()  # decision ids found in the log past the ack floor
         self.slots: dict[str, int] = {}  # timer playbook -> last time slot fired
@@ -83,12 +104,19 @@ class Matcher:
         self.verifying: dict[str, tuple[str, str]] = {}  # command awaiting proof -> (playbook, target)
         self.out: list[Event] = []
         self.emit = True
-        self.counts = {"events": 0, "matched": 0, "commands": 0, "suppressed": 0}
+        self.counts = {"events": 0, "matched": 0, "commands": 0, "suppressed": 0, "observed": 0,
+                       "requested": 0}
 
     @property
     def horizon_s(self) -> float:
         """How far back the log must be replayed to rebuild every playbook's state."""
         return max((p.horizon_s for p in self.playbooks.values()), default=0.0)
+
+    @property
+    def watched_types(self) -> set[str]:
+        """Every event type that can change the matcher's state (what a rebuild reads)."""
+        return (set(self.by_type) | set(self.verify_watch) | set(self.gate_watch) | OPERATOR_TYPES
+                | {"condition_cleared", "command_failed"})
 
     def take(self) -> list[Event]:
         """The events to publish since the last call, commands first."""
@@ -101,8 +129,9 @@ class Matcher:
     def process(self, ev: Event) -> None:
         """Apply one event of the log."""
         self.counts["events"] += 1
-        if self.deadlines and self.deadlines[0][0] < ev.time.timestamp():
-            self.expire(ev.time.timestamp())
+        t = ev.time.timestamp()
+        if self._soonest() < t:
+            self.expire(t)
         pbs = self.by_type.get(ev.data.TYPE)
         if pbs is not None:
             for p in pbs:
@@ -110,20 +139,26 @@ class Matcher:
                     self._matched(p, ev)
                 elif p.for_s and self.state[p.name]:
                     st = self.state[p.name].get(p.target(ev))
-                    if st is not None and st.hold_start is not None:
+                    if st is not None and st.since is not None:
                         st.reset_episode()  # the condition stopped holding: `for` starts over
         category = ev.data.CATEGORY
         if category == "decision":
             self._learn(ev)
+        elif category == "operator":
+            self._operator(ev)
         elif ev.data.TYPE == "condition_cleared":
             self._cleared(ev)
         elif ev.data.TYPE == "command_failed" and self.verifying:
             self._result_failed(ev)
         if self.verify_watch and ev.data.TYPE in self.verify_watch:
             self._verify_event(ev)
+        watchers = self.gate_watch.get(ev.data.TYPE)
+        if watchers is not None:
+            for g in watchers:
+                g.see(ev)
 
     def tick(self, now: float) -> None:
-        """Wall-clock (or virtual) time passed: verify deadlines, timer playbooks."""
+        """Wall-clock (or virtual) time passed: deadlines, expiries, timer playbooks."""
         self.expire(now)
         if len(self.issued) > 50_000:  # ids older than any window can no longer recur
             keep_after = now - 2 * self.horizon_s - 86400
@@ -136,11 +171,24 @@ class Matcher:
             self.slots[p.name] = slot
             # stamped when issued (the id is the slot's): a verify window starts now, not at the
             # slot's start, which may be long past when a processor starts mid-slot
-            at = _dt(now)
-            for a in p.actions:
-                cid = events.derive_id("command", p.name, a.index, "slot", slot)
-                self._command(p, a, None, cid, [], self.host, self.host, at,
-                              f"every {fmt(p.every_s)} (slot {slot})")
+            reason = f"every {fmt(p.every_s)} (slot {slot})"
+            summary = f"{p.name}: {reason}"
+
+            def render(p: Playbook = p, slot: int = slot, summary: str = summary) -> list[Planned]:
+                return [Planned(a, events.derive_id("command", p.name, a.index, "slot", slot),
+                                a.params(None, summary)) for a in p.actions]
+
+            st = self.state[p.name].setdefault(self.host, TargetState())
+            self._decide(Proposal(p, None, self.host, self.host, _dt(now), [], reason, render), st)
+
+    def _soonest(self) -> float:
+        """When the next verify deadline, approval or hold runs out."""
+        soonest = self.deadlines[0][0] if self.deadlines else float("inf")
+        if self.approvals.pending:
+            soonest = min(soonest, self.approvals.soonest)
+        if self.holds.holds:
+            soonest = min(soonest, min(h.until.timestamp() for h in self.holds.holds.values()))
+        return soonest
 
     # ---------------------------------------------------------------- matching
 
@@ -158,10 +206,10 @@ class Matcher:
             self._note(p, st, target, ev, "disabled", "the playbook has enabled: false", True)
             return
         if p.for_s:
-            if st.hold_start is None:
-                st.hold_start = t
-                st.said.discard("episode:not_held_long_enough")  # a new hold: say it again
-            held = t - st.hold_start
+            if st.since is None:
+                st.since = t
+                st.said.discard("episode:not_held_long_enough")  # a new episode: say it again
+            held = t - st.since
             if held < p.for_s:
                 self._note(p, st, target, ev, "not_held_long_enough",
                            f"held {fmt(held)} of {fmt(p.for_s)}", True)
@@ -181,73 +229,100 @@ class Matcher:
                 return
             cause_ids = [i for _, i in w]
         first = events.derive_id("command", p.name, 0, *cause_ids)
-        if first in self.issued:
+        if first in self.issued or first in self.approvals.pending or first in self.answered:
             st.reset_episode()
             return  # done already (learnt from the log): never twice
-        if st.verify is not None:
-            self._note(p, st, target, ev, "verify_pending",
-                       f"waiting for {st.verify.command_id} to be verified",
-                       key=f"verify:{st.verify.command_id}")
-            return
-        if p.cooldown_s and st.last_action is not None and t - st.last_action < p.cooldown_s:
-            self._note(p, st, target, ev, "cooldown",
-                       f"last action {st.last_command} {fmt(t - st.last_action)} ago; "
-                       f"cooldown {fmt(p.cooldown_s)}", key=f"cooldown:{st.last_command}")
-            return
-        if p.budget_max and p.budget_per_s:
-            acts = st.actions
-            while acts and acts[0] <= t - p.budget_per_s:
-                acts.popleft()
-            if len(acts) >= p.budget_max:
-                self._budget_spent(p, st, target, ev)
-                return
         reason = f"{ev.data.TYPE} on {target} matched"
-        if p.for_s and st.hold_start is not None:
-            reason += f", held {fmt(t - st.hold_start)} (for {fmt(p.for_s)})"
+        if p.for_s and st.since is not None:
+            reason += f", held {fmt(t - st.since)} (for {fmt(p.for_s)})"
         if p.count and p.within_s:
             reason += f", {len(cause_ids)} events within {fmt(p.within_s)}"
-        for a in p.actions:
-            cid = first if a.index == 0 else events.derive_id("command", p.name, a.index, *cause_ids)
-            self._command(p, a, ev, cid, cause_ids, target, ev.host, ev.time, reason)
+        summary = f"{p.name}: {reason}"
 
-    def _budget_spent(self, p: Playbook, st: TargetState, target: str, ev: Event) -> None:
-        key = f"budget:{st.actions[0]}"
+        def render() -> list[Planned]:
+            return [Planned(a, first if a.index == 0 else
+                            events.derive_id("command", p.name, a.index, *cause_ids),
+                            a.params(ev, summary)) for a in p.actions]
+
+        self._decide(Proposal(p, ev, target, ev.host, ev.time, cause_ids, reason, render), st)
+
+    def _decide(self, prop: Proposal, st: TargetState) -> None:
+        """Ask the gates in order; the first refusal is recorded, else the mode decides."""
+        for g in self.gates:
+            refusal = g.check(prop, st)
+            if refusal is not None:
+                self._refuse(prop, st, refusal)
+                return
+        mode = mode_of(prop.playbook, self.settings)
+        for pl in prop.planned:
+            if mode == "approve":
+                self._request(prop, pl, st)
+            else:
+                self._command(prop.playbook, pl.action, prop.event, pl.command_id, prop.cause_ids,
+                              prop.target, prop.host, prop.at, prop.reason, params=pl.params,
+                              observe=mode == "observe")
+
+    def _refuse(self, prop: Proposal, st: TargetState, r: Refusal) -> None:
+        p, ev = prop.playbook, prop.event
+        key = r.key or f"episode:{r.reason}"
         if key in st.said:
             return
-        then = p.budget_then
-        detail = (f"{len(st.actions)} actions within {fmt(p.budget_per_s or 0)} "
-                  f"(max {p.budget_max}); " + (f"escalating with {then.action}" if then else
-                                               "no budget `then`: nothing more until it refills"))
-        self._note(p, st, target, ev, "budget_spent", detail, key=key)
-        if then is not None:
-            cid = events.derive_id("command", p.name, "budget", target, st.actions[0])
-            self._command(p, then, ev, cid, [ev.id], target, ev.host, ev.time,
-                          f"budget of {p.budget_max} per {fmt(p.budget_per_s or 0)} spent for "
-                          f"{target}", escalation=True)
+        cause = ev.id if ev is not None else prop.planned[0].command_id
+        self._suppressed(p, st, key, r.reason, prop.target, [ev.id] if ev is not None else [],
+                         r.detail, cause, prop.host, prop.at, r.hold_id)
+        observe = mode_of(p, self.settings) == "observe"
+        if r.then and p.budget_then is not None:
+            cid = events.derive_id("command", p.name, "budget", prop.target, st.actions[0])
+            self._command(p, p.budget_then, ev, cid, prop.cause_ids, prop.target, prop.host,
+                          prop.at, f"budget of {p.budget_max} per {fmt(p.budget_per_s or 0)} spent "
+                          f"for {prop.target}", escalation=True, observe=observe)
+        if r.escalate:  # a safety rail: once per rail, host and hour
+            cid = events.derive_id("command", "safety", r.reason, prop.host, int(prop.t // 3600))
+            if cid not in self.issued:
+                self._command(p, _DEFAULT_ESCALATION, ev, cid, prop.cause_ids, prop.host,
+                              prop.host, prop.at, f"safety rail {r.reason}: {r.detail}",
+                              escalation=True, observe=observe)
 
     def _note(self, p: Playbook, st: TargetState, target: str, ev: Event, reason: str,
               detail: str, episode: bool = False, key: str = "") -> None:
         """Record once why a matched playbook did not act (per episode or per key)."""
         key = f"episode:{reason}" if episode else key
-        if key in st.said:
-            return
+        if key not in st.said:
+            self._suppressed(p, st, key, reason, target, [ev.id], detail, ev.id, ev.host, ev.time)
+
+    def _suppressed(self, p: Playbook, st: TargetState, key: str, reason: str, target: str,
+                    cause_ids: list[str], detail: str, cause: str, host: str, at: datetime,
+                    hold_id: str | None = None) -> None:
         st.said.add(key)
         self.counts["suppressed"] += 1
         data = events.DecisionSuppressed(playbook=p.name, reason=reason,  # type: ignore[arg-type]
-                                         target=target, cause_ids=[ev.id], detail=detail)
-        self._decision(data, events.derive_id("suppressed", p.name, reason, ev.id), ev.host, ev.time)
+                                         target=target, cause_ids=cause_ids, detail=detail,
+                                         hold_id=hold_id)
+        self._decision(data, events.derive_id("suppressed", p.name, reason, cause), host, at)
 
     # ---------------------------------------------------------------- emitting
 
     def _command(self, p: Playbook, a: Action, ev: Event | None, cid: str, cause_ids: list[str],
                  target: str, host: str, at: datetime, reason: str, escalation: bool = False,
-                 evidence: dict[str, Any] | None = None) -> None:
-        params = a.params(ev, f"{p.name}: {reason}")
+                 evidence: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                 observe: bool = False, approved_by: str | None = None) -> None:
+        """Send (or, observing, record what would be sent) one command and its decision."""
+        if params is None:
+            params = a.params(ev, f"{p.name}: {reason}")
         if evidence is not None and a.action == ESCALATE:
             params["evidence"] = {**(params.get("evidence") or {}), **evidence}
         payload = msgspec.convert({**params, "playbook": p.name, "cause_ids": cause_ids,
-                                   "reason": reason}, a.cls)
-        self._record(p, target, at.timestamp(), cid, a.index, escalation, ev)
+                                   "reason": reason}, a.cls)  # a bad param fails before anything
+        self._record(Acted(p.name, cid, a.action, params, target, host, at.timestamp(), cause_ids,
+                           escalation), a.index, ev, verify=not observe)
+        if observe:
+            self.counts["observed"] += 1
+            seen = events.DecisionObserved(
+                playbook=p.name, command_id=cid, action=a.action, target=target,
+                cause_ids=cause_ids, route=p.route, reason=reason,
+                params=msgspec.to_builtins(params), index=a.index, escalation=escalation)
+            self._decision(seen, events.derive_id("observed", cid), host, at)
+            return
         self.counts["commands"] += 1
         if self.emit and cid not in self.logged:
             self.out.append(events.make_event(payload, host=host, source=self.source, id=cid,
@@ -255,36 +330,144 @@ class Matcher:
         issued = events.CommandIssued(
             playbook=p.name, command_id=cid, action=a.action, target=target, cause_ids=cause_ids,
             route=p.route, reason=reason, params=msgspec.to_builtins(params), index=a.index,
-            escalation=escalation)
+            escalation=escalation, approved_by=approved_by)
         self._decision(issued, events.derive_id("decision", cid), host, at)
 
     def _decision(self, data: events.Payload, id: str, host: str, at: datetime) -> None:
         if self.emit and id not in self.logged:
             self.out.append(events.make_event(data, host=host, source=self.source, id=id, time=at))
 
-    def _record(self, p: Playbook, target: str, t: float, cid: str, index: int,
-                escalation: bool, cause: Event | None) -> None:
+    def _record(self, rec: Acted, index: int, cause: Event | None, verify: bool = True) -> None:
+        """A command is done (issued, observed, or read back from the log): advance the state."""
+        p = self.playbooks[rec.playbook]
+        t, cid = rec.t, rec.command_id
         self.issued[cid] = t
+        for g in self.acting:
+            g.acted(rec)
         if p.every_s:
             self.slots[p.name] = max(self.slots.get(p.name, -1), int(t // p.every_s))
-            if index == 0 and not escalation and p.verify_within_s:
-                st = self.state[p.name].setdefault(target, TargetState())
-                st.verify = Pending(cid, t + p.verify_within_s, cause)
-                heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
-                self.verifying[cid] = (p.name, target)
+            if index == 0 and not rec.escalation and p.verify_within_s and verify:
+                st = self.state[p.name].setdefault(rec.target, TargetState())
+                self._await_proof(p, st, rec.target, cid, t, cause)
             return
-        if escalation or index != 0:
+        if rec.escalation or index != 0:
             return
-        st = self.state[p.name].setdefault(target, TargetState())
+        st = self.state[p.name].setdefault(rec.target, TargetState())
         st.last_action, st.last_command = t, cid
         st.actions.append(t)
         st.reset_episode()
         st.said.clear()  # keys name the previous action: a new one starts a fresh record
         st.seen = None
-        if p.verify_within_s:
-            st.verify = Pending(cid, t + p.verify_within_s, cause)
-            heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
-            self.verifying[cid] = (p.name, target)
+        if p.verify_within_s and verify:
+            self._await_proof(p, st, rec.target, cid, t, cause)
+
+    def _await_proof(self, p: Playbook, st: TargetState, target: str, cid: str, t: float,
+                     cause: Event | None) -> None:
+        assert p.verify_within_s
+        st.verify = Pending(cid, t + p.verify_within_s, cause)
+        heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
+        self.verifying[cid] = (p.name, target)
+
+    # ---------------------------------------------------------------- approvals and holds
+
+    def _request(self, prop: Proposal, pl: Planned, st: TargetState) -> None:
+        """An `approve` playbook: record what waits for a person's yes; send nothing."""
+        p = prop.playbook
+        msgspec.convert({**pl.params, "playbook": p.name, "cause_ids": prop.cause_ids,
+                         "reason": prop.reason}, pl.action.cls)  # a bad param fails now, not at yes
+        params = msgspec.to_builtins(pl.params)
+        req = Request(p.name, pl.action.index, pl.command_id, prop.target, prop.host, params,
+                      prop.cause_ids, prop.reason, prop.t + p.approve_within_s)
+        self._pending(req)
+        self.counts["requested"] += 1
+        data = events.ApprovalRequested(
+            playbook=p.name, command_id=pl.command_id, action=pl.action.action, target=prop.target,
+            cause_ids=prop.cause_ids, route=p.route, reason=prop.reason, params=params,
+            index=pl.action.index, within_s=p.approve_within_s, expires_at=_dt(req.expires))
+        self._decision(data, events.derive_id("approval", pl.command_id), prop.host, prop.at)
+
+    def _pending(self, req: Request) -> None:
+        self.approvals.add(req)
+        st = self.state[req.playbook].setdefault(req.target, TargetState())
+        st.approval = req.command_id
+        st.reset_episode()
+
+    def _answered(self, cid: str) -> Request | None:
+        """The request `cid` is answered (granted, denied or expired): no longer pending."""
+        self.answered.add(cid)
+        req = self.approvals.pop(cid)
+        if req is not None:
+            st = self.state[req.playbook].get(req.target)
+            if st is not None and st.approval == cid:
+                st.approval = ""
+        return req
+
+    def _operator(self, ev: Event) -> None:
+        d = ev.data
+        if isinstance(d, (events.HoldAdded, events.HoldReleased)):
+            self.holds.apply(ev)
+            if isinstance(d, events.HoldReleased):
+                self.unrecorded.pop(d.hold_id, None)
+        elif isinstance(d, events.ApprovalGranted):
+            self._granted(ev, d)
+        elif isinstance(d, events.ApprovalDenied):
+            self._answered(d.command_id)
+
+    def _granted(self, ev: Event, d: events.ApprovalGranted) -> None:
+        """A person said yes: issue the command once, with the requested id, unless a hold
+        (or a rail) that came up meanwhile forbids it now."""
+        req = self._answered(d.command_id)
+        p = self.playbooks.get(req.playbook) if req is not None else None
+        if req is None or p is None or d.command_id in self.issued or req.index >= len(p.actions):
+            return  # unknown, answered already, or from playbooks no longer loaded: nothing
+        a = p.actions[req.index]
+        st = self.state[p.name].setdefault(req.target, TargetState())
+        reason = f"{req.reason}; approved by {d.by}"
+        prop = Proposal(p, None, req.target, req.host, ev.time, req.cause_ids, reason,
+                        lambda: [Planned(a, req.command_id, dict(req.params))])
+        for g in self.gates:
+            refusal = g.check(prop, st) if g.AT_APPROVAL else None
+            if refusal is not None:
+                self._refuse(prop, st, dataclasses.replace(
+                    refusal, key=f"approved:{req.command_id}",
+                    detail=f"approved by {d.by}, but {refusal.detail}"))
+                return
+        self._command(p, a, None, req.command_id, req.cause_ids, req.target, req.host, ev.time,
+                      reason, params=dict(req.params), approved_by=d.by)
+
+    def _approval_expired(self, req: Request) -> None:
+        self._answered(req.command_id)
+        p = self.playbooks.get(req.playbook)
+        if p is None:
+            return
+        at = _dt(req.expires)
+        detail = (f"no `grace approve {req.command_id}` within {fmt(p.approve_within_s)}; "
+                  f"nothing was sent")
+        data = events.ApprovalExpired(playbook=p.name, command_id=req.command_id, target=req.target,
+                                      escalation=ESCALATE if p.escalate else None, detail=detail)
+        self._decision(data, events.derive_id("approval_expired", req.command_id), req.host, at)
+        if p.escalate is not None:  # the playbook asks for it: once, with what waited
+            self._command(p, _DEFAULT_ESCALATION, None,
+                          events.derive_id("command", p.name, "approval", req.command_id),
+                          req.cause_ids, req.target, req.host, at,
+                          f"approval of {req.command_id} expired: {detail}", escalation=True,
+                          evidence={"approval": {"command_id": req.command_id,
+                                                 "params": req.params, "reason": req.reason}})
+
+    def _hold_expired(self, h: holds.Hold) -> None:
+        self.holds.holds.pop(h.hold_id, None)
+        if not self.emit:  # a rebuild: the log may already say so (else `record_expiries`)
+            self.unrecorded[h.hold_id] = h
+            return
+        data = events.HoldReleased(hold_id=h.hold_id, target=str(h.target), reason="expired",
+                                   by="grace", via="expiry")
+        self._decision(data, events.derive_id("hold_expired", h.hold_id), h.host, h.until)
+
+    def record_expiries(self) -> None:
+        """After a rebuild: holds that ran out while no processor ran get their hold_released."""
+        pending, self.unrecorded = self.unrecorded, {}
+        for h in pending.values():
+            self._hold_expired(h)
 
     # ---------------------------------------------------------------- the log's own record
 
@@ -294,12 +477,22 @@ class Matcher:
         p = self.playbooks.get(getattr(d, "playbook", ""))
         if p is None:
             return
-        if isinstance(d, events.CommandIssued):
+        if isinstance(d, (events.CommandIssued, events.DecisionObserved)):
             if d.command_id not in self.issued:
-                self._record(p, d.target, ev.time.timestamp(), d.command_id, d.index,
-                             d.escalation, None)
+                self._record(Acted(p.name, d.command_id, d.action, d.params, d.target, ev.host,
+                                   ev.time.timestamp(), d.cause_ids, d.escalation), d.index, None,
+                             verify=isinstance(d, events.CommandIssued))
             if d.escalation and d.reason.startswith(VERIFY_REASON):
                 self.state[p.name].setdefault(d.target, TargetState()).escalated = d.command_id
+            if d.command_id in self.approvals.pending:
+                self._answered(d.command_id)  # issued on a yes before a restart
+        elif isinstance(d, events.ApprovalRequested):
+            cid = d.command_id
+            if cid not in self.issued and cid not in self.answered and cid not in self.approvals.pending:
+                self._pending(Request(p.name, d.index, cid, d.target, ev.host, d.params,
+                                      d.cause_ids, d.reason, d.expires_at.timestamp()))
+        elif isinstance(d, events.ApprovalExpired):
+            self._answered(d.command_id)
         elif isinstance(d, (events.VerifyPassed, events.VerifyFailed)):
             st = self.state[p.name].get(d.target)
             self.verifying.pop(d.command_id, None)
@@ -361,10 +554,15 @@ class Matcher:
         self._decision(data, events.derive_id("verify_passed", cid), ev.host, ev.time)
 
     def expire(self, now: float) -> None:
-        """Fail every verify whose deadline passed before `now`."""
+        """Everything whose time ran out before `now`: verifies fail, approvals expire, holds end."""
         while self.deadlines and self.deadlines[0][0] < now:
             deadline, cid, name, target = heapq.heappop(self.deadlines)
             self._fail(name, cid, target, deadline, None)
+        for req in self.approvals.due(now):
+            self._approval_expired(req)
+        if self.holds.holds:
+            for h in self.holds.expired(_dt(now)):
+                self._hold_expired(h)
 
     def _result_failed(self, ev: Event) -> None:
         """The command a verify waits for failed: the fix cannot show; fail it now."""
@@ -386,7 +584,7 @@ class Matcher:
         escalation = p.escalate or p.budget_then or _DEFAULT_ESCALATION
         within = p.verify_within_s or 0.0
         host = cause.host if cause is not None else target.split("/")[0]
-        evidence = self._verify_evidence(p, cid, target, within, cause, seen, failed)
+        evidence = verify_evidence(p, cid, target, within, cause, seen, failed)
         why = (f"{evidence['found']}: {evidence['checked']} cannot follow" if failed is not None
                else f"{evidence['checked']} not seen within {fmt(within)}; {evidence['found']}")
         at = _dt(t)
@@ -408,39 +606,6 @@ class Matcher:
         self._command(p, escalation, cause, ecid, [cause.id] if cause is not None else [],
                       target, host, at, f"{VERIFY_REASON} {cid} failed: {why}", escalation=True,
                       evidence={"verify": evidence})
-
-    def _verify_evidence(self, p: Playbook, cid: str, target: str, within: float,
-                         cause: Event | None, seen: Event | None, failed: Event | None
-                         ) -> dict[str, Any]:
-        """What a failed verify checked and what it found, for the escalation."""
-        action = p.actions[0].action if p.actions else ""
-        if p.verify_event:
-            checked = f"{p.verify_event} for {cid}" if p.verify_event in _RESULTS else \
-                f"{p.verify_event} for {target}"
-            found = f"no {p.verify_event} after {action}"
-        else:
-            checked = f"condition_cleared of {'/'.join(p.on)} for {target}"
-            found = (f"{seen.type} still reported at {seen.time.isoformat()}" if seen is not None
-                     else f"no condition_cleared after {action}")
-        if failed is not None:
-            found = f"{action} failed: {getattr(failed.data, 'reason', '')}"
-        out: dict[str, Any] = {"command_id": cid, "action": action, "target": target,
-                               "within_s": within, "checked": checked, "found": found}
-        if cause is not None:
-            out["cause"] = {"event_id": cause.id, "type": cause.type,
-                            "time": cause.time.isoformat(), "data": msgspec.to_builtins(cause.data)}
-        if failed is not None:
-            out["result"] = {"event_id": failed.id, "type": failed.type,
-                             "time": failed.time.isoformat(), "data": msgspec.to_builtins(failed.data)}
-        if seen is not None:
-            out["latest"] = {"event_id": seen.id, "type": seen.type, "time": seen.time.isoformat(),
-                             "data": msgspec.to_builtins(seen.data)}
-        return out
-
-
-def fmt(seconds: float) -> str:
-    """A duration for messages: `0s`, `90s` as `90s`, `3600` as `1h`."""
-    return "0s" if seconds <= 0 else format_duration(seconds)
 
 
 def _dt(ts: float) -> datetime:

@@ -22,7 +22,8 @@ from grace.bus import Bus
 from grace.consume import Delivery, PullConsumer, read_range
 from grace.errors import EventError
 from grace.events import Event
-from processors.matcher import Matcher
+from processors.gates import Settings
+from processors.matcher import OPERATOR_TYPES, Matcher
 from processors.model import Playbook
 from processors.partition import Partition
 from processors.reader import read_subjects
@@ -41,9 +42,10 @@ class Processor:
                  consumer: str = topology.PROCESSOR_CONSUMER, host_filter: str = "*",
                  tick_s: float = 1.0, partition: Partition | None = None,
                  scheduler: abc.SchedulerBase | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 settings: Settings | None = None) -> None:
         self.bus, self.scheduler, self._clock = bus, scheduler, clock
-        self.matcher = Matcher(playbooks, host=bus.host, source=bus.source)
+        self.matcher = Matcher(playbooks, host=bus.host, source=bus.source, settings=settings)
         self.consumer_name, self.host_filter, self.tick_s = consumer, host_filter, tick_s
         self.partition = partition
         if partition is not None:
@@ -96,8 +98,15 @@ class Processor:
                     m.note_logged(d.item)
                     self.rebuilt_events += 1
 
-        decisions = [topology.event_filter("decision", "*", self.host_filter)]
+        # past the ack floor: what a crashed run emitted (decisions, a hold's expiry)
+        decisions = [topology.event_filter("decision", "*", self.host_filter),
+                     *self.operator_subjects()]
         try:
+            # holds last up to holds.max: read people's decisions from that far back first
+            early = await self._seq_at_horizon(floor, stream.state.first_seq,
+                                               m.settings.holds_max_s)
+            if early < start and start <= floor:
+                await read_subjects(self.bus, early, start - 1, self.operator_subjects(), feed)
             if start <= floor:  # what the last run had acked: rebuild the state
                 await read_subjects(self.bus, start, floor, self.rebuild_subjects(), feed)
             if floor < last:  # past the ack floor only decisions count: what a crashed run emitted
@@ -105,17 +114,22 @@ class Processor:
         finally:
             m.emit = True
             m.take()
+        m.record_expiries()  # published with the first tick
         log.info("processor: rebuilt state from %d events (seq %d..%d, ack floor %d)",
                  self.rebuilt_events, start, last, floor)
         return floor, max(delivered, floor)
 
     def rebuild_subjects(self) -> list[str]:
         """The subjects whose events can change the matcher's state: the playbooks' event
-        types, condition_cleared, command_failed (fails a verify), verify events, decisions."""
-        m = self.matcher
-        types = sorted(set(m.by_type) | set(m.verify_watch) | {"condition_cleared", "command_failed"})
+        types, condition_cleared, command_failed (fails a verify), verify events, what the
+        gates watch, people's decisions (holds, approvals), the processor's decisions."""
+        types = sorted(self.matcher.watched_types - OPERATOR_TYPES)
         return [*(topology.event_filter("*", t, self.host_filter) for t in types),
+                *self.operator_subjects(),
                 topology.event_filter("decision", "*", self.host_filter)]
+
+    def operator_subjects(self) -> list[str]:
+        return [topology.event_filter("operator", "*", self.host_filter)]
 
     async def catch_up(self, floor: int, delivered: int) -> None:
         """Handle what a killed run had received but not acked, in log order.
@@ -134,14 +148,16 @@ class Processor:
             log.info("processor: caught up on seq %d..%d (received but not acked before)",
                      floor + 1, delivered)
 
-    async def _seq_at_horizon(self, floor: int, first: int) -> int:
-        """The first sequence whose event is within the horizon before the ack floor's event."""
+    async def _seq_at_horizon(self, floor: int, first: int, horizon_s: float | None = None) -> int:
+        """The first sequence whose event is within the horizon (default: the playbooks')
+        before the ack floor's event."""
         if floor < first:
             return first
         end = await time_of(self.bus, floor)
         if end is None:
             return first
-        return await seq_at_time(self.bus, end - self.matcher.horizon_s - MARGIN_S, first, floor)
+        horizon = self.matcher.horizon_s if horizon_s is None else horizon_s
+        return await seq_at_time(self.bus, end - horizon - MARGIN_S, first, floor)
 
     def mine(self, ev: Event) -> bool:
         """Whether this processor's partition owns the event's host."""

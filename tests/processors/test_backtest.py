@@ -26,7 +26,8 @@ def test_backtest_prints_what_would_fire_and_why_not(tmp_path: Path) -> None:
     assert sum("FIRE     restart: escalate_to_coding_agent" in line for line in lines) == 1
     assert any("SUPPRESS restart: budget_spent on web-1/kernel=api" in line for line in lines)
     assert any(line.startswith(f"bad input: {evs}:6: not valid JSON") for line in lines)
-    assert lines[-1] == "5 events replayed: 4 commands would fire, 1 suppressed"
+    assert lines[-1] == ("5 events replayed: 4 commands would fire, 0 observed, 0 would wait for "
+                         "approval, 1 suppressed")
 
 
 def test_backtest_json_output(tmp_path: Path) -> None:
