@@ -47,7 +47,7 @@ def parse_target(text: str) -> Target:
             raise ValueError(f"hold target {text!r}: the instance after '/' must be a number, "
                              "as in kernel:api/0")
         return Target("kernel", name, int(index))
-    return Target(kind, name)  # type: ignore[arg-type]
+    return Target(kind, name)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ happen and nothing is emitted: that is how a restart rebuilds its state from the
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
-from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -25,50 +23,18 @@ from grace.durations import fmt
 from grace.events import Event
 from processors import gates
 from processors.approvals import Approvals, Request
-from processors.evidence import verify_evidence
 from processors.gates import Acted, Planned, Proposal, Refusal, Settings
 from processors.gates.mode import mode_of
-from processors.model import ESCALATE, Action, Playbook
+from processors.model import DEFAULT_ESCALATION, ESCALATE, Action, Playbook
+from processors.people import PeopleMixin
+from processors.targets import TargetState
+from processors.verification import VERIFY_REASON, VerifyMixin
 
-_DEFAULT_ESCALATION = Action(ESCALATE, events.EscalateToCodingAgent, lambda _ev: {}, 0, True)
-VERIFY_REASON = "verify of"  # how a verify escalation's reason starts (a restart learns it back)
 # people's decisions the matcher follows (holds, approvals): a rebuild reads them too
 OPERATOR_TYPES = frozenset({"hold_added", "hold_released", "approval_granted", "approval_denied"})
 
 
-class Pending(msgspec.Struct):
-    """A fix awaiting its proof (condition_cleared, or the verify event)."""
-
-    command_id: str
-    deadline: float
-    cause: Event | None
-
-
-class TargetState:
-    """What one playbook remembers about one target."""
-
-    __slots__ = ("since", "window", "said", "last_action", "last_command", "actions", "verify",
-                 "seen", "escalated", "approval")
-
-    def __init__(self) -> None:
-        self.since: float | None = None  # when the `for` condition started to hold
-        self.window: deque[tuple[float, str]] = deque()
-        self.said: set[str] = set()  # suppressions already recorded (no flooding)
-        self.last_action: float | None = None
-        self.last_command = ""
-        self.actions: deque[float] = deque()  # times of acts inside the budget period
-        self.verify: Pending | None = None
-        self.seen: Event | None = None  # the latest finding while a verify is pending: evidence
-        self.escalated = ""  # the verify escalation already sent this episode (sent once)
-        self.approval = ""  # the command waiting for a person's yes on this target
-
-    def reset_episode(self) -> None:
-        self.since = None
-        self.window.clear()
-        self.said = {k for k in self.said if not k.startswith("episode:")}
-
-
-class Matcher:
+class Matcher(PeopleMixin, VerifyMixin):
     """Apply `playbooks` to events; emit commands and decisions into `out`."""
 
     def __init__(self, playbooks: Iterable[Playbook], *, host: str, source: str,
@@ -279,7 +245,7 @@ class Matcher:
         if r.escalate:  # a safety rail: once per rail, host and hour
             cid = events.derive_id("command", "safety", r.reason, prop.host, int(prop.t // 3600))
             if cid not in self.issued:
-                self._command(p, _DEFAULT_ESCALATION, ev, cid, prop.cause_ids, prop.host,
+                self._command(p, DEFAULT_ESCALATION, ev, cid, prop.cause_ids, prop.host,
                               prop.host, prop.at, f"safety rail {r.reason}: {r.detail}",
                               escalation=True, observe=observe)
 
@@ -361,114 +327,6 @@ class Matcher:
         if p.verify_within_s and verify:
             self._await_proof(p, st, rec.target, cid, t, cause)
 
-    def _await_proof(self, p: Playbook, st: TargetState, target: str, cid: str, t: float,
-                     cause: Event | None) -> None:
-        assert p.verify_within_s
-        st.verify = Pending(cid, t + p.verify_within_s, cause)
-        heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
-        self.verifying[cid] = (p.name, target)
-
-    # ---------------------------------------------------------------- approvals and holds
-
-    def _request(self, prop: Proposal, pl: Planned, st: TargetState) -> None:
-        """An `approve` playbook: record what waits for a person's yes; send nothing."""
-        p = prop.playbook
-        msgspec.convert({**pl.params, "playbook": p.name, "cause_ids": prop.cause_ids,
-                         "reason": prop.reason}, pl.action.cls)  # a bad param fails now, not at yes
-        params = msgspec.to_builtins(pl.params)
-        req = Request(p.name, pl.action.index, pl.command_id, prop.target, prop.host, params,
-                      prop.cause_ids, prop.reason, prop.t + p.approve_within_s)
-        self._pending(req)
-        self.counts["requested"] += 1
-        data = events.ApprovalRequested(
-            playbook=p.name, command_id=pl.command_id, action=pl.action.action, target=prop.target,
-            cause_ids=prop.cause_ids, route=p.route, reason=prop.reason, params=params,
-            index=pl.action.index, within_s=p.approve_within_s, expires_at=_dt(req.expires))
-        self._decision(data, events.derive_id("approval", pl.command_id), prop.host, prop.at)
-
-    def _pending(self, req: Request) -> None:
-        self.approvals.add(req)
-        st = self.state[req.playbook].setdefault(req.target, TargetState())
-        st.approval = req.command_id
-        st.reset_episode()
-
-    def _answered(self, cid: str) -> Request | None:
-        """The request `cid` is answered (granted, denied or expired): no longer pending."""
-        self.answered.add(cid)
-        req = self.approvals.pop(cid)
-        if req is not None:
-            st = self.state[req.playbook].get(req.target)
-            if st is not None and st.approval == cid:
-                st.approval = ""
-        return req
-
-    def _operator(self, ev: Event) -> None:
-        d = ev.data
-        if isinstance(d, (events.HoldAdded, events.HoldReleased)):
-            self.holds.apply(ev)
-            if isinstance(d, events.HoldReleased):
-                self.unrecorded.pop(d.hold_id, None)
-        elif isinstance(d, events.ApprovalGranted):
-            self._granted(ev, d)
-        elif isinstance(d, events.ApprovalDenied):
-            self._answered(d.command_id)
-
-    def _granted(self, ev: Event, d: events.ApprovalGranted) -> None:
-        """A person said yes: issue the command once, with the requested id, unless a hold
-        (or a rail) that came up meanwhile forbids it now."""
-        req = self._answered(d.command_id)
-        p = self.playbooks.get(req.playbook) if req is not None else None
-        if req is None or p is None or d.command_id in self.issued or req.index >= len(p.actions):
-            return  # unknown, answered already, or from playbooks no longer loaded: nothing
-        a = p.actions[req.index]
-        st = self.state[p.name].setdefault(req.target, TargetState())
-        reason = f"{req.reason}; approved by {d.by}"
-        prop = Proposal(p, None, req.target, req.host, ev.time, req.cause_ids, reason,
-                        lambda: [Planned(a, req.command_id, dict(req.params))])
-        for g in self.gates:
-            refusal = g.check(prop, st) if g.AT_APPROVAL else None
-            if refusal is not None:
-                self._refuse(prop, st, dataclasses.replace(
-                    refusal, key=f"approved:{req.command_id}",
-                    detail=f"approved by {d.by}, but {refusal.detail}"))
-                return
-        self._command(p, a, None, req.command_id, req.cause_ids, req.target, req.host, ev.time,
-                      reason, params=dict(req.params), approved_by=d.by)
-
-    def _approval_expired(self, req: Request) -> None:
-        self._answered(req.command_id)
-        p = self.playbooks.get(req.playbook)
-        if p is None:
-            return
-        at = _dt(req.expires)
-        detail = (f"no `grace approve {req.command_id}` within {fmt(p.approve_within_s)}; "
-                  f"nothing was sent")
-        data = events.ApprovalExpired(playbook=p.name, command_id=req.command_id, target=req.target,
-                                      escalation=ESCALATE if p.escalate else None, detail=detail)
-        self._decision(data, events.derive_id("approval_expired", req.command_id), req.host, at)
-        if p.escalate is not None:  # the playbook asks for it: once, with what waited
-            self._command(p, _DEFAULT_ESCALATION, None,
-                          events.derive_id("command", p.name, "approval", req.command_id),
-                          req.cause_ids, req.target, req.host, at,
-                          f"approval of {req.command_id} expired: {detail}", escalation=True,
-                          evidence={"approval": {"command_id": req.command_id,
-                                                 "params": req.params, "reason": req.reason}})
-
-    def _hold_expired(self, h: holds.Hold) -> None:
-        self.holds.holds.pop(h.hold_id, None)
-        if not self.emit:  # a rebuild: the log may already say so (else `record_expiries`)
-            self.unrecorded[h.hold_id] = h
-            return
-        data = events.HoldReleased(hold_id=h.hold_id, target=str(h.target), reason="expired",
-                                   by="grace", via="expiry")
-        self._decision(data, events.derive_id("hold_expired", h.hold_id), h.host, h.until)
-
-    def record_expiries(self) -> None:
-        """After a rebuild: holds that ran out while no processor ran get their hold_released."""
-        pending, self.unrecorded = self.unrecorded, {}
-        for h in pending.values():
-            self._hold_expired(h)
-
     # ---------------------------------------------------------------- the log's own record
 
     def _learn(self, ev: Event) -> None:
@@ -507,52 +365,6 @@ class Matcher:
         if isinstance(ev.data, events.CommandIssued):
             self.logged.add(ev.data.command_id)
 
-    def _cleared(self, ev: Event) -> None:
-        d = ev.data
-        assert isinstance(d, events.ConditionCleared)
-        for p in self.cleared_watch.get(d.condition, ()):
-            for target, st in self._targets(p, ev.host, d.key):
-                st.reset_episode()
-                st.escalated = ""  # the condition is gone: a new episode may escalate again
-                if st.verify is not None and p.verify_event is None:
-                    self._passed(p, st, target, ev)
-
-    def _verify_event(self, ev: Event) -> None:
-        for p in self.verify_watch[ev.data.TYPE]:
-            if p.verify_pred is not None and not p.verify_pred(ev):
-                continue
-            values = {f: getattr(ev.data, f) for f in p.group_fields if hasattr(ev.data, f)}
-            cid = getattr(ev.data, "command_id", None)  # a result proves its own command only
-            for target, st in self._targets(p, ev.host, values):
-                if st.verify is not None and (cid is None or cid == st.verify.command_id):
-                    self._passed(p, st, target, ev)
-
-    def _targets(self, p: Playbook, host: str, values: dict[str, Any]
-                 ) -> list[tuple[str, TargetState]]:
-        """The targets of `p` on `host` whose group values agree with `values`."""
-        states = self.state[p.name]
-        if not states:
-            return []
-        wanted = [f"{f}={'' if values[f] is None else values[f]}" for f in p.group_fields
-                  if f in values]
-        if len(wanted) == len(p.group_fields):
-            target = "/".join([host, *wanted])
-            st = states.get(target)
-            return [(target, st)] if st is not None else []
-        prefix = f"{host}/"
-        return [(target, st) for target, st in states.items()
-                if target.startswith(prefix) and all(f"/{w}" in target for w in wanted)]
-
-    def _passed(self, p: Playbook, st: TargetState, target: str, ev: Event) -> None:
-        assert st.verify is not None
-        cid = st.verify.command_id
-        self.verifying.pop(cid, None)
-        st.verify = None
-        st.seen = None
-        st.escalated = ""
-        data = events.VerifyPassed(playbook=p.name, command_id=cid, target=target, evidence_id=ev.id)
-        self._decision(data, events.derive_id("verify_passed", cid), ev.host, ev.time)
-
     def expire(self, now: float) -> None:
         """Everything whose time ran out before `now`: verifies fail, approvals expire, holds end."""
         while self.deadlines and self.deadlines[0][0] < now:
@@ -563,49 +375,6 @@ class Matcher:
         if self.holds.holds:
             for h in self.holds.expired(_dt(now)):
                 self._hold_expired(h)
-
-    def _result_failed(self, ev: Event) -> None:
-        """The command a verify waits for failed: the fix cannot show; fail it now."""
-        d = ev.data
-        assert isinstance(d, events.CommandFailed)
-        where = self.verifying.get(d.command_id)
-        if where is not None:
-            self._fail(where[0], d.command_id, where[1], ev.time.timestamp(), ev)
-
-    def _fail(self, name: str, cid: str, target: str, t: float, failed: Event | None) -> None:
-        """Record verify_failed; escalate once per episode, with what was checked and found."""
-        self.verifying.pop(cid, None)
-        p = self.playbooks[name]
-        st = self.state[name].get(target)
-        if st is None or st.verify is None or st.verify.command_id != cid:
-            return  # passed (or superseded) meanwhile
-        cause, seen = st.verify.cause, st.seen
-        st.verify, st.seen = None, None
-        escalation = p.escalate or p.budget_then or _DEFAULT_ESCALATION
-        within = p.verify_within_s or 0.0
-        host = cause.host if cause is not None else target.split("/")[0]
-        evidence = verify_evidence(p, cid, target, within, cause, seen, failed)
-        why = (f"{evidence['found']}: {evidence['checked']} cannot follow" if failed is not None
-               else f"{evidence['checked']} not seen within {fmt(within)}; {evidence['found']}")
-        at = _dt(t)
-        if st.escalated:  # this episode was escalated already: record, do not repeat
-            data = events.VerifyFailed(
-                playbook=name, command_id=cid, target=target, within_s=within, escalation=None,
-                detail=f"{why}; already escalated as {st.escalated}, not again until the "
-                       "condition clears or a fix is verified")
-            self._decision(data, events.derive_id("verify_failed", cid), host, at)
-            return
-        data = events.VerifyFailed(
-            playbook=name, command_id=cid, target=target, within_s=within,
-            escalation=escalation.action, detail=f"{why}; escalating with {escalation.action}")
-        self._decision(data, events.derive_id("verify_failed", cid), host, at)
-        if cause is None and escalation is not _DEFAULT_ESCALATION:
-            escalation = _DEFAULT_ESCALATION  # its templates need the cause event
-        ecid = events.derive_id("command", name, "verify", cid)
-        st.escalated = ecid
-        self._command(p, escalation, cause, ecid, [cause.id] if cause is not None else [],
-                      target, host, at, f"{VERIFY_REASON} {cid} failed: {why}", escalation=True,
-                      evidence={"verify": evidence})
 
 
 def _dt(ts: float) -> datetime:

@@ -81,3 +81,7 @@ class Playbook:
             value = get(ev)
             parts.append(f"{name}={'' if value is None else value}")
         return "/".join(parts)
+
+
+# the escalation when a playbook names none (verify failure, expired approval, a safety rail)
+DEFAULT_ESCALATION = Action(ESCALATE, events.EscalateToCodingAgent, lambda _ev: {}, 0, True)

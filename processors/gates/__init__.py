@@ -24,7 +24,7 @@ from grace.events import Event
 from processors.model import Action, Playbook
 
 if TYPE_CHECKING:
-    from processors.matcher import TargetState
+    from processors.targets import TargetState
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from grace.durations import fmt
 from processors.gates import Gate, Proposal, Refusal
 
 if TYPE_CHECKING:
-    from processors.matcher import TargetState
+    from processors.targets import TargetState
 
 
 class Budget(Gate):

@@ -15,7 +15,7 @@ from grace import holds
 from processors.gates import Gate, Proposal, Refusal
 
 if TYPE_CHECKING:
-    from processors.matcher import TargetState
+    from processors.targets import TargetState
 
 
 class Hold(Gate):

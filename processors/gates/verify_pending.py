@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from processors.gates import Gate, Proposal, Refusal
 
 if TYPE_CHECKING:
-    from processors.matcher import TargetState
+    from processors.targets import TargetState
 
 
 class VerifyPending(Gate):
