@@ -302,7 +302,7 @@ playbooks:
 """)
     run(m, *pool("api", 4, critical=True), *pool("reporter", 1), *pool("worker", 2))
     out = run(m, ev(system, 10))
-    assert commands(out) == acts(out, ESCALATE)
+    assert commands(out) == acts(out, ESCALATE) and len(commands(out)) == 1  # no shed_load
     assert "kernel worker on web-1" in refused(out, "blast_radius")[0].detail
 
 
