@@ -115,9 +115,12 @@ class Gate:
 def chain(settings: Settings, book: holds.HoldBook) -> list[Gate]:
     """The gates in the order they are asked."""
     from processors.gates.approval_pending import ApprovalPending
+    from processors.gates.blast_radius import BlastRadius
     from processors.gates.budget import Budget
     from processors.gates.cooldown import Cooldown
     from processors.gates.hold import Hold
+    from processors.gates.loop_guard import LoopGuard
+    from processors.gates.rate_limit import RateLimit
     from processors.gates.verify_pending import VerifyPending
 
     return [
@@ -126,4 +129,7 @@ def chain(settings: Settings, book: holds.HoldBook) -> list[Gate]:
         Budget(),
         Hold(book),
         ApprovalPending(),
+        RateLimit(settings),  # the safety rails (config `safety`): refuse and escalate
+        BlastRadius(settings),
+        LoopGuard(settings),
     ]

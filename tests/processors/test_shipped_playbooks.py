@@ -160,8 +160,11 @@ def test_memory_pressure_clearing_resumes_nothing_it_never_shed() -> None:
 
 def test_a_heartbeat_gap_of_one_instance_restarts_that_instance_only() -> None:
     m = shipped()
-    out = feed(m, ev(events.KernelHeartbeatGap(kernel="api", instance=1, timeout_s=6.0), 0),
-               ev(events.KernelHeartbeatGap(kernel="api", instance=0, timeout_s=6.0), 1))
+    out = feed(m, ev(events.KernelHeartbeatGap(kernel="api", instance=1, timeout_s=6.0), 0))
+    # the first is back before the second goes: safety.max_pool_restarting (blast radius)
+    back = events.CommandSucceeded(command_id=commands(out)[0].id, action="restart_kernel")
+    out += feed(m, ev(back, 0.5),
+                ev(events.KernelHeartbeatGap(kernel="api", instance=0, timeout_s=6.0), 1))
     params = [c.data for c in commands(out)]
     assert [(p.kernel, p.instance) for p in params] == [("api", 1), ("api", 0)]
 
