@@ -98,6 +98,10 @@ class Matcher(PeopleMixin, VerifyMixin):
         t = ev.time.timestamp()
         if self._soonest() < t:
             self.expire(t)
+        watchers = self.gate_watch.get(ev.data.TYPE)
+        if watchers is not None:  # before matching: a gate judging this event's match knows it
+            for g in watchers:
+                g.see(ev)
         pbs = self.by_type.get(ev.data.TYPE)
         if pbs is not None:
             for p in pbs:
@@ -118,10 +122,6 @@ class Matcher(PeopleMixin, VerifyMixin):
             self._result_failed(ev)
         if self.verify_watch and ev.data.TYPE in self.verify_watch:
             self._verify_event(ev)
-        watchers = self.gate_watch.get(ev.data.TYPE)
-        if watchers is not None:
-            for g in watchers:
-                g.see(ev)
 
     def tick(self, now: float) -> None:
         """Wall-clock (or virtual) time passed: deadlines, expiries, timer playbooks."""
@@ -280,7 +280,7 @@ class Matcher(PeopleMixin, VerifyMixin):
         payload = msgspec.convert({**params, "playbook": p.name, "cause_ids": cause_ids,
                                    "reason": reason}, a.cls)  # a bad param fails before anything
         self._record(Acted(p.name, cid, a.action, params, target, host, at.timestamp(), cause_ids,
-                           escalation), a.index, ev, verify=not observe)
+                           escalation, observe), a.index, ev, verify=not observe)
         if observe:
             self.counts["observed"] += 1
             seen = events.DecisionObserved(
@@ -337,9 +337,10 @@ class Matcher(PeopleMixin, VerifyMixin):
             return
         if isinstance(d, (events.CommandIssued, events.DecisionObserved)):
             if d.command_id not in self.issued:
+                observed = isinstance(d, events.DecisionObserved)
                 self._record(Acted(p.name, d.command_id, d.action, d.params, d.target, ev.host,
-                                   ev.time.timestamp(), d.cause_ids, d.escalation), d.index, None,
-                             verify=isinstance(d, events.CommandIssued))
+                                   ev.time.timestamp(), d.cause_ids, d.escalation, observed),
+                             d.index, None, verify=not observed)
             if d.escalation and d.reason.startswith(VERIFY_REASON):
                 self.state[p.name].setdefault(d.target, TargetState()).escalated = d.command_id
             if d.command_id in self.approvals.pending:

@@ -4,7 +4,8 @@ A gate answers one question about a proposal (may these commands go now?) with N
 (go) or a `Refusal` (recorded as `decision_suppressed` with its reason). The first
 refusal is recorded and the rest of the chain is not asked; when every gate says go,
 the playbook's mode (gates/mode.py) decides whether the commands are sent, observed or
-put to a person. A gate may watch event types of the log (`TYPES`, `see`) and learns of
+put to a person. A gate may watch event types of the log (`TYPES`, `see`: called before
+the event is matched, so a gate judging a match knows the event) and learns of
 every command recorded (`acted`), issued, observed or approved, including those read
 back from the log on a restart, so its state is rebuilt like everything else.
 
@@ -95,6 +96,7 @@ class Acted:
     t: float
     cause_ids: list[str]
     escalation: bool
+    observed: bool = False  # observe mode: recorded as if sent, nothing was sent
 
 
 class Gate:

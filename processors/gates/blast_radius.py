@@ -13,7 +13,9 @@ The pool is known from the log, per (host, kernel, instance):
 - "suspended": kernel_suspended not yet followed by kernel_resumed;
 - the instances: every instance a kernel event named, less those a kernel_scaled let go.
 A proposal is refused only when it would add an instance to those down (restart_kernel of
-one instance, or of every instance when `instance` is None; shed_load of the kernels it
+one instance, or of every instance when `instance` is None, which the actuator does one
+instance after the other, so one at a time; shed_load, which suspends at once every
+instance of the kernels it
 names, or of every non-critical kernel the log knows on the host when it names none) and
 the total would pass the limit. A pool the log does not know yet (its kernel_started is
 older than the rebuild read) counts the instances it has seen: the limit is then lower,
@@ -31,7 +33,7 @@ from grace.events import Event
 from processors.gates import Acted, Gate, Proposal, Refusal, Settings
 
 if TYPE_CHECKING:
-    from processors.matcher import TargetState
+    from processors.targets import TargetState
 
 KERNEL_TYPES = frozenset({"kernel_started", "kernel_restarted", "kernel_exited", "kernel_suspended",
                           "kernel_resumed", "kernel_scaled"})
@@ -39,6 +41,10 @@ RESULT_TYPES = frozenset({"command_succeeded", "command_failed", "command_skippe
 # a restart unanswered this long is not in flight any more (an actuator restarts an instance
 # in seconds; an observed restart is never answered): its instance's kernel events say the rest
 IN_FLIGHT_MAX_S = 600.0
+# an observed restart is never sent, so nothing answers it: it counts as down for as long as
+# a restart of the example takes at most (stop_timeout 5 s, a new process, its first signs
+# of life), so observe mode refuses what act mode would, and no longer
+OBSERVED_RESTART_S = 30.0
 
 
 @dataclass
@@ -59,6 +65,7 @@ class Restart:
     kernel: str
     left: set[int] | None  # instances not yet restarted; None: every instance, none known
     t: float
+    ttl: float = IN_FLIGHT_MAX_S
 
 
 class BlastRadius(Gate):
@@ -111,7 +118,8 @@ class BlastRadius(Gate):
         instance = _index(rec.params.get("instance"))
         known = self.pools.get((rec.host, kernel), Pool()).known
         left = {instance} if instance is not None else (set(known) or None)
-        self.restarts[rec.command_id] = Restart(rec.host, kernel, left, rec.t)
+        self.restarts[rec.command_id] = Restart(rec.host, kernel, left, rec.t,
+                                                OBSERVED_RESTART_S if rec.observed else IN_FLIGHT_MAX_S)
 
     def _answered(self, host: str, kernel: str, instance: int) -> None:
         for cid, r in list(self.restarts.items()):
@@ -128,11 +136,6 @@ class BlastRadius(Gate):
         wanted = self._wanted(prop)
         if not wanted:
             return None
-        if prop.event is not None and prop.event.data.TYPE in self.TYPES:
-            # the matcher asks the gates before `see` shows them the event that matched: a
-            # rolling restart answering kernel_restarted must count that instance back already
-            # (`see` is idempotent, the second call changes nothing)
-            self.see(prop.event)
         self._forget(prop.t)
         for kernel, adds in sorted(wanted.items()):
             busy = self._busy(prop.host, kernel)
@@ -166,8 +169,10 @@ class BlastRadius(Gate):
             if action == "restart_kernel" and isinstance(params.get("kernel"), str):
                 kernel = params["kernel"]
                 instance = _index(params.get("instance"))
-                out.setdefault(kernel, set()).update(
-                    {instance} if instance is not None else self._all(prop.host, kernel))
+                # every instance: the actuator restarts them one after the other, so one at a
+                # time is down (the first that is up now stands for it)
+                out.setdefault(kernel, set()).add(
+                    instance if instance is not None else self._next_up(prop.host, kernel))
             elif action == "shed_load":
                 names = params.get("kernels") or [
                     k for (h, k), pool in self.pools.items() if h == prop.host and not pool.critical]
@@ -179,6 +184,10 @@ class BlastRadius(Gate):
     def _all(self, host: str, kernel: str) -> set[int]:
         pool = self.pools.get((host, kernel))
         return set(pool.known) if pool is not None and pool.known else {0}
+
+    def _next_up(self, host: str, kernel: str) -> int:
+        up = sorted(self._all(host, kernel) - set(self._busy(host, kernel)))
+        return up[0] if up else min(self._all(host, kernel))
 
     def _busy(self, host: str, kernel: str) -> dict[int, str]:
         """Instances of the kernel down now, with why."""
@@ -193,7 +202,7 @@ class BlastRadius(Gate):
 
     def _forget(self, now: float) -> None:
         for cid, r in list(self.restarts.items()):
-            if r.t < now - IN_FLIGHT_MAX_S:
+            if r.t < now - r.ttl:
                 del self.restarts[cid]
 
 

@@ -21,7 +21,7 @@ from grace.events import Event
 from processors.gates import Acted, Gate, Proposal, Refusal, Settings
 
 if TYPE_CHECKING:
-    from processors.matcher import TargetState
+    from processors.targets import TargetState
 
 FORGET_S = 6 * 3600.0
 MAX_IDS = 50_000
@@ -55,12 +55,6 @@ class LoopGuard(Gate):
                                             parent.command_id if parent is not None else ""))
 
     def check(self, prop: Proposal, st: TargetState) -> Refusal | None:
-        if prop.event is not None and prop.event.id not in self.links:
-            # the matcher asks the gates before it shows the event to `see`; the command
-            # recorded next (`acted`) must find its cause's depth already
-            link = self._answering(prop.event)
-            if link is not None:
-                self._remember(prop.event.id, link)
         parent = self._deepest(prop.cause_ids)
         if parent is None or parent.depth + 1 <= self.max_depth:
             return None

@@ -18,7 +18,7 @@ from processors.gates import Acted, Gate, Proposal, Refusal, Settings
 from processors.model import ESCALATE
 
 if TYPE_CHECKING:
-    from processors.matcher import TargetState
+    from processors.targets import TargetState
 
 
 class RateLimit(Gate):

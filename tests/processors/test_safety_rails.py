@@ -449,3 +449,26 @@ async def test_a_rail_refusal_is_published_as_decision_suppressed_also_after_a_r
     finally:
         stop.set()
         await task
+
+
+def test_a_whole_kernel_restart_of_a_pool_goes_one_instance_at_a_time() -> None:
+    m = rails(PER_KERNEL)
+    run(m, *pool("worker", 2))
+    out = run(m, ev(hung("worker", None), 10))  # type: ignore[arg-type]
+    # the actuator restarts the two one after the other: one down at a time, within 1 of 2
+    assert restarted_instances(out) == [None] and refused(out, "blast_radius") == []
+
+
+def test_observe_mode_refuses_what_act_mode_would_and_no_longer() -> None:
+    m = rails(PER_INSTANCE, settings=Settings(**{**RAILS.__dict__, "observe": True}))
+    run(m, *pool("worker", 4))
+    out = run(m, *(ev(hung("worker", i), 10 + i) for i in range(4)))
+    def observed(out: list[Event]) -> list[int]:
+        return [e.data.params["instance"] for e in of_type(out, "decision_observed")
+                if e.data.action == "restart_kernel"]
+
+    assert observed(out) == [0, 1]  # as act mode would
+    assert len(refused(out, "blast_radius")) == 2
+    # nothing answers an observed restart: it stops counting after a nominal restart time
+    out = run(m, ev(hung("worker", 2), 45), ev(hung("worker", 3), 46))
+    assert observed(out) == [2, 3]
