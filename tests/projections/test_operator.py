@@ -211,3 +211,25 @@ def test_published_file_cli_and_metrics_agree_on_holds_and_approvals(tmp_path: P
     none = grace_cmd("dashboard", "--file", str(dest), "--at", "2026-01-01T13:00:00Z",
                      env={"COLUMNS": "200"}).stdout
     assert "holds: none active" in none and "approvals: none pending" in none
+
+
+def test_the_readme_questions_about_holds_and_approvals_run_on_a_dashboard_file(
+        tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index("-- 6. Who held what"):]
+    block = block[:block.index("```")]
+    store = build(tmp_path / "p.duckdb")
+    dest = tmp_path / "dashboard.duckdb"
+    store.publish(dest)
+    store.close()
+    con = duckdb.connect(str(dest), read_only=True)
+    try:
+        results = [con.execute(stmt).fetchall() for stmt in block.split(";") if "SELECT" in stmt]
+    finally:
+        con.close()
+    # the story is from 2026-01-01: older than a week, over, decided
+    holds_week, decided, active, pending = results
+    assert holds_week == [] and active == [] and pending == []
+    assert [r[1] for r in decided] == ["approval_expired", "approval_granted", "approval_denied"]
