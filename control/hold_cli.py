@@ -83,13 +83,16 @@ def hold_add(target: str, for_: str | None, reason: str, by: str | None, config_
                 hold_id = secrets.token_hex(4)
             now = events.now()
             until = now + timedelta(seconds=seconds)
+            # a host: hold is about that host: it travels on that host's subject, so the
+            # processor partition owning the host reads it
+            host = held.name if held.kind == "host" else ctx.cfg.host
             ev = operator_event(bus, events.HoldAdded(
                 hold_id=hold_id, target=str(held), until=until, for_s=seconds,
-                reason=reason.strip(), by=who(by), via="cli"), time=now)
+                reason=reason.strip(), by=who(by), via="cli"), time=now, host=host)
             await bus.publish(ev)
         finally:
             await bus.close()
-        click.echo(f"hold {hold_id} added on {ctx.cfg.host}: {held} until {iso(until)} "
+        click.echo(f"hold {hold_id} added on {ev.host}: {held} until {iso(until)} "
                    f"({format_duration(seconds)}), by {ev.data.by}: {reason.strip()}")  # type: ignore[attr-defined]
         click.echo(f"release it early with: grace hold release {hold_id}")
 

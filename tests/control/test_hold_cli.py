@@ -128,6 +128,16 @@ async def test_playbook_host_and_instance_targets_are_accepted(tmp_path: Path, n
     assert [e.data.target for e in evs] == [  # type: ignore[attr-defined]
         "playbook:config_drift_detected", f"host:{cfg.host}", "kernel:api/2", "kernel:reporter/0"]
     assert len({e.data.hold_id for e in evs}) == 4  # type: ignore[attr-defined]
+    # a hold on another host travels on that host's subject (its processor partition reads it)
+    other = f"{cfg.host}-db"
+    res = cli(tmp_path, nats_url, "hold", "add", f"host:{other}", "--for", "1h", "--reason", "r")
+    assert res.returncode == 0 and f"added on {other}: host:{other}" in res.stdout, said(res)
+    (ev,) = await operator_events(bus, other)
+    assert ev.data.target == f"host:{other}"  # type: ignore[attr-defined]
+    hold_id = res.stdout.split()[1]
+    released = cli(tmp_path, nats_url, "hold", "release", hold_id)
+    assert released.returncode == 0, said(released)
+    assert [e.type for e in await operator_events(bus, other)] == ["hold_added", "hold_released"]
 
 
 async def test_release_refuses_unknown_and_expired_holds_naming_what_is_known(
