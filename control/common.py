@@ -40,7 +40,8 @@ def who(by: str | None) -> str:
 
 def refuse(message: str) -> NoReturn:
     """Refuse the request (exit 2); nothing has been published."""
-    fail(f"{message} Nothing was published.", ExitCode.ERROR)
+    end = "" if message.rstrip().endswith((".", ")")) else "."
+    fail(f"{message.rstrip()}{end} Nothing was published.", ExitCode.ERROR)
 
 
 async def operator_bus(ctx: Context) -> Bus:

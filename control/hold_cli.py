@@ -32,11 +32,11 @@ def _playbook_names(ctx: Context) -> list[str]:
 
 def _duration(ctx: Context, text: str | None, target: str) -> float:
     most = float(ctx.cfg.holds.max)
-    limit = (f"at most holds.max = {format_duration(most)} (raise holds.max in the config for "
-             "longer holds)")
+    limit = (f"at most holds.max, {format_duration(most)} in this config; raise holds.max there "
+             "for longer holds")
     if text is None:
-        refuse(f"--for is required: how long Grace should leave {target} alone, e.g. --for 30m "
-               f"({limit}).")
+        refuse(f"--for is required: how long Grace should leave {target} alone, e.g. --for 30m; "
+               f"{limit}.")
     try:
         seconds = float(parse_duration(text))
     except ValueError as exc:
@@ -44,8 +44,8 @@ def _duration(ctx: Context, text: str | None, target: str) -> float:
     if seconds <= 0:
         refuse(f"--for {text!r} must be more than 0s, e.g. --for 30m ({limit}).")
     if seconds > most:
-        refuse(f"--for {text!r} is longer than the longest hold allowed: {limit}. Release and "
-               "add a new hold when this one ends, if the work takes longer.")
+        refuse(f"--for {text!r} is longer than the longest hold allowed: {limit}, or add a new "
+               "hold when this one ends if the work takes longer.")
     return seconds
 
 

@@ -84,7 +84,7 @@ def test_every_bad_hold_is_refused_with_exit_2_and_nothing_published(
     err = refused("playbook:no_such_playbook", "--for", "5m", *ok)
     assert "no playbook named 'no_such_playbook'" in err and "config_drift_detected" in err
     err = refused("kernel:api", *ok)
-    assert "--for is required" in err and "holds.max = 1d" in err
+    assert "--for is required" in err and "at most holds.max, 1d in this config" in err
     assert "more than 0s" in refused("kernel:api", "--for", "0s", *ok)
     assert "expected a duration" in refused("kernel:api", "--for", "-5m", *ok)
     assert "expected a duration" in refused("kernel:api", "--for", "soon", *ok)
