@@ -20,6 +20,7 @@ STAGE_CLI_MODULES = (
     "processors.cli",
     "actuators.cli",
     "projections.cli",
+    "control.cli",
     "grace.up",
     "grace.ping",
     "grace.demo",

@@ -80,6 +80,7 @@ def render(body: dict[str, Any], path: Path) -> None:
             table.add_row(key.replace("_", " "), _style(value) if value is not None else "-")
         panels.append(Panel(table, title=section.replace("_", " "), expand=True))
     console.print(Columns(panels))
+    render_operator(console, body)
     counts = body["triggers"]["issue_counts"]
     if counts:
         t = Table(title="issues by trigger")
@@ -88,3 +89,34 @@ def render(body: dict[str, Any], path: Path) -> None:
         for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
             t.add_row(name, str(n))
         console.print(t)
+
+
+def render_operator(console: Any, body: dict[str, Any]) -> None:
+    """Active holds and pending approvals, one line each (ids stay whole, lines wrap)."""
+    from rich.markup import escape
+
+    holds, approvals = body["holds"], body["approvals"]
+    if not holds["items"]:
+        console.print("holds: none active")
+    else:
+        console.print(f"[bold]active holds ({holds['active']})[/]: grace hold release ID")
+        for h in holds["items"]:
+            console.print(escape(
+                f"  {h['hold_id']}  {h['target']} on {h['host']} until {h['until']} "
+                f"({_left(h['left_s'])} left), by {h['by']} ({h['via']}): {h['reason']}"))
+    if not approvals["items"]:
+        console.print("approvals: none pending")
+    else:
+        console.print(f"[bold yellow]pending approvals ({approvals['pending']})[/]: grace approve "
+                      "ID | grace deny ID --reason TEXT")
+        for a in approvals["items"]:
+            console.print(escape(
+                f"  {a['command_id']}  {a['action']} {a['target']} on {a['host']} (playbook "
+                f"{a['playbook']}), expires in {_left(a['expires_in_s'])}: {a['reason']}"))
+
+
+def _left(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -58,6 +58,12 @@ class ProjectionCollector:
         for state, n in queries.fix_tasks(con).items():
             tasks.add_metric([state], n)
         yield tasks
+        now = self.now or utcnow()
+        yield GaugeMetricFamily("grace_holds_active", "Holds (maintenance windows) in force now",
+                                value=queries.holds(con, now)["active"])
+        yield GaugeMetricFamily("grace_approvals_pending",
+                                "Commands waiting for `grace approve` (not denied or expired)",
+                                value=queries.approvals(con, now)["pending"])
         actions = CounterMetricFamily("grace_actions", "Command results, by action and outcome",
                                       labels=["action", "outcome"])
         for action, outcome, n in con.execute(queries.ACTIONS_BY_OUTCOME).fetchall():

@@ -160,6 +160,15 @@ SELECT (SELECT count(*) FROM results WHERE outcome = 'failed' AND time >= $since
        (SELECT count(*) FROM (""" + OPEN_FINDINGS + """) WHERE severity = 'critical')
 """
 
+# Operator control at the reading time (the macros are in projections.schema).
+HOLDS_ACTIVE = """
+SELECT hold_id, host, target, "until", reason, "by", via, added_at FROM holds_active_at($now)
+"""
+APPROVALS_PENDING = """
+SELECT command_id, host, playbook, action, target, params, reason, expires_at, requested_at
+FROM approvals_pending_at($now)
+"""
+
 HAS_EVENTS = "SELECT last_seq, last_event_time FROM projection_state WHERE id = 1"
 
 # How many monitor intervals without a new event make the dashboard stale. While Grace runs,
@@ -245,9 +254,34 @@ def fix_tasks(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {k: int(counts.get(k, 0)) for k in FIX_TASK_STATES}
 
 
+def seconds_left(until: datetime, now: datetime) -> float | int | None:
+    return num(round(max(0.0, (until - now).total_seconds()), 1))
+
+
+def holds(con: duckdb.DuckDBPyConnection, now: datetime) -> dict[str, Any]:
+    """Holds active at `now` (naive UTC): `{active: N, items: [...]}`, ending soonest first."""
+    items = [{"hold_id": h, "host": host, "target": target, "until": iso(until),
+              "left_s": seconds_left(until, now), "reason": reason, "by": by, "via": via,
+              "added_at": iso(added)}
+             for h, host, target, until, reason, by, via, added
+             in con.execute(HOLDS_ACTIVE, {"now": now}).fetchall()]
+    return {"active": len(items), "items": items}
+
+
+def approvals(con: duckdb.DuckDBPyConnection, now: datetime) -> dict[str, Any]:
+    """Approvals pending at `now` (naive UTC): `{pending: N, items: [...]}`, expiring first."""
+    items = [{"command_id": cid, "host": host, "playbook": playbook, "action": action,
+              "target": target, "params": json.loads(params) if params else {},
+              "reason": reason, "expires_at": iso(expires), "expires_in_s": seconds_left(expires, now),
+              "requested_at": iso(requested)}
+             for cid, host, playbook, action, target, params, reason, expires, requested
+             in con.execute(APPROVALS_PENDING, {"now": now}).fetchall()]
+    return {"pending": len(items), "items": items}
+
+
 def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float,
               interval_s: float = 30.0) -> dict[str, Any]:
-    """The operator dashboard (seed JSON shape, plus as_of/stale/boot/fix_tasks) as of `now`
+    """The operator dashboard (seed JSON shape, plus as_of/stale/boot/fix_tasks/holds/approvals) as of `now`
     (naive UTC). `interval_s` is the monitor interval to judge staleness by when the log has
     no `monitor_started` (the latest one's `interval_s` wins)."""
     since = now - timedelta(seconds=window_s)
@@ -327,6 +361,8 @@ def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float,
         "stale_after_s": num(stale_after_s),
         "boot": b.detail,
         "fix_tasks": fix_tasks(con),
+        "holds": holds(con, now),
+        "approvals": approvals(con, now),
     }
 
 

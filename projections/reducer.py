@@ -256,6 +256,55 @@ def _stopped(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.S
     rows.tables["boot_phases"].append((seq, env.time, env.host, d.TYPE, None, "stopped", "stopped", d.reason))
 
 
+@handles("decision_observed")
+def _observed(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+              d: events.DecisionObserved) -> None:
+    rows.tables["decisions"].append((seq, env.time, env.host, d.TYPE, d.playbook, d.target,
+                                     d.command_id, d.action, d.reason, d.route))
+
+
+# ---------------------------------------------------------------- operator control
+
+
+@handles("hold_added")
+def _hold_added(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.HoldAdded) -> None:
+    rows.tables["holds"].append((seq, env.time, env.host, d.TYPE, d.hold_id, d.target,
+                                 d.until, d.reason, d.by, d.via, None))
+
+
+@handles("hold_released")
+def _hold_released(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+                   d: events.HoldReleased) -> None:
+    rows.tables["holds"].append((seq, env.time, env.host, d.TYPE, d.hold_id, d.target, None,
+                                 None, d.by, d.via, d.reason))
+
+
+@handles("approval_requested")
+def _approval_requested(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+                        d: events.ApprovalRequested) -> None:
+    rows.tables["decisions"].append((seq, env.time, env.host, d.TYPE, d.playbook, d.target,
+                                     d.command_id, d.action, d.reason, d.route))
+    rows.tables["approvals"].append((seq, env.time, env.host, d.TYPE, d.command_id, d.playbook,
+                                     d.action, d.target, None, None, d.reason,
+                                     d.expires_at, _json.encode(d.params).decode()))
+
+
+@handles("approval_expired")
+def _approval_expired(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+                      d: events.ApprovalExpired) -> None:
+    rows.tables["decisions"].append((seq, env.time, env.host, d.TYPE, d.playbook, d.target,
+                                     d.command_id, None, None, d.detail or d.escalation))
+    rows.tables["approvals"].append((seq, env.time, env.host, d.TYPE, d.command_id, d.playbook,
+                                     None, d.target, None, None, d.detail or None, None, None))
+
+
+@handles("approval_granted", "approval_denied")
+def _approval_decided(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
+                      d: events.ApprovalGranted | events.ApprovalDenied) -> None:
+    rows.tables["approvals"].append((seq, env.time, env.host, d.TYPE, d.command_id, None, None,
+                                     None, d.by, d.via, getattr(d, "reason", None), None, None))
+
+
 # ---------------------------------------------------------------- kernels (current state)
 
 

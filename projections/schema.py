@@ -7,7 +7,7 @@ file of another version is set aside and rebuilt from the log.
 
 from __future__ import annotations
 
-VERSION = 1
+VERSION = 2  # 2: holds, approvals (issue 13)
 
 # table -> [(column, DuckDB type)], in the order the reducer emits rows
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -55,6 +55,20 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("seq", "BIGINT"), ("time", "TIMESTAMP"), ("host", "VARCHAR"), ("type", "VARCHAR"),
         ("phase", "INTEGER"), ("name", "VARCHAR"), ("status", "VARCHAR"), ("detail", "VARCHAR"),
     ],
+    # operator control: one row per hold_added / hold_released (history; current state below)
+    "holds": [
+        ("seq", "BIGINT"), ("time", "TIMESTAMP"), ("host", "VARCHAR"), ("type", "VARCHAR"),
+        ("hold_id", "VARCHAR"), ("target", "VARCHAR"), ("until", "TIMESTAMP"),
+        ("reason", "VARCHAR"), ("by", "VARCHAR"), ("via", "VARCHAR"),
+        ("release_reason", "VARCHAR"),
+    ],
+    # one row per approval_requested / _granted / _denied / _expired (history)
+    "approvals": [
+        ("seq", "BIGINT"), ("time", "TIMESTAMP"), ("host", "VARCHAR"), ("type", "VARCHAR"),
+        ("command_id", "VARCHAR"), ("playbook", "VARCHAR"), ("action", "VARCHAR"),
+        ("target", "VARCHAR"), ("by", "VARCHAR"), ("via", "VARCHAR"), ("reason", "VARCHAR"),
+        ("expires_at", "TIMESTAMP"), ("params", "JSON"),
+    ],
     # current state, one row per (host, kernel, instance): replaced, not appended
     "kernels": [
         ("host", "VARCHAR"), ("kernel", "VARCHAR"), ("instance", "INTEGER"), ("state", "VARCHAR"),
@@ -78,6 +92,40 @@ CREATE TABLE IF NOT EXISTS projection_state (
 )"""
 
 
+# Current operator state at a time `t` (naive UTC), from the history rows alone: a hold is
+# active when it was added by `t`, not released by `t` and its `until` is after `t` (so a hold
+# past its end is not active even before its hold_released lands); an approval is pending when
+# requested by `t`, not granted, denied or expired by `t`, and `expires_at` is after `t`.
+# Table macros (`holds_active_at(t)`, `approvals_pending_at(t)`) for the dashboard and audits;
+# views of the same at the reader's clock for people querying the file.
+HOLDS_ACTIVE_AT = """
+SELECT a.hold_id, a.host, a.target, a."until", a.reason, a."by", a.via, a.time AS added_at, a.seq
+FROM holds a
+WHERE a.type = 'hold_added' AND a.time <= t AND a."until" > t
+  AND NOT EXISTS (SELECT 1 FROM holds r WHERE r.type = 'hold_released'
+                  AND r.hold_id = a.hold_id AND r.time <= t)
+ORDER BY a."until", a.seq"""
+
+APPROVALS_PENDING_AT = """
+SELECT q.command_id, q.host, q.playbook, q.action, q.target, q.params, q.reason,
+       q.expires_at, q.time AS requested_at, q.seq
+FROM approvals q
+WHERE q.type = 'approval_requested' AND q.time <= t AND q.expires_at > t
+  AND NOT EXISTS (SELECT 1 FROM approvals d WHERE d.command_id = q.command_id
+                  AND d.type IN ('approval_granted', 'approval_denied', 'approval_expired')
+                  AND d.time <= t)
+ORDER BY q.expires_at, q.seq"""
+
+NOW_UTC = "(now() AT TIME ZONE 'UTC')"
+
+VIEWS = [
+    f"CREATE OR REPLACE MACRO holds_active_at(t) AS TABLE {HOLDS_ACTIVE_AT}",
+    f"CREATE OR REPLACE MACRO approvals_pending_at(t) AS TABLE {APPROVALS_PENDING_AT}",
+    f"CREATE OR REPLACE VIEW holds_active AS SELECT * FROM holds_active_at({NOW_UTC})",
+    f"CREATE OR REPLACE VIEW approvals_pending AS SELECT * FROM approvals_pending_at({NOW_UTC})",
+]
+
+
 def ddl() -> list[str]:
     """CREATE statements for every table (idempotent)."""
     out = []
@@ -87,4 +135,5 @@ def ddl() -> list[str]:
             body += ", PRIMARY KEY (host, kernel, instance)"
         out.append(f"CREATE TABLE IF NOT EXISTS {name} ({body})")
     out.append(STATE_DDL)
+    out.extend(VIEWS)
     return out

@@ -101,6 +101,8 @@ EXPECTED = {
              "status": "completed", "failed_phase": None, "failed_name": None,
              "failed_detail": None},
     "fix_tasks": {"open": 0, "passed": 0, "failed": 0, "unverified": 0, "error": 0},
+    "holds": {"active": 0, "items": []},  # the story has none: tests/projections/test_operator.py
+    "approvals": {"pending": 0, "items": []},
 }
 
 

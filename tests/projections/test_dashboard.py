@@ -30,10 +30,11 @@ def test_dashboard_numbers_equal_the_hand_computed_ones(tmp_path: Path) -> None:
 def test_dashboard_has_exactly_the_seed_keys(tmp_path: Path) -> None:
     store = build(tmp_path / "p.duckdb", sample.encoded())
     body = queries.dashboard(store.con, now=sample.NOW, window_s=600)
-    # the seed's keys in the seed's order, then what issue 12 added
+    # the seed's keys in the seed's order, then what issues 12 and 13 added
     assert list(body) == ["timestamp", "system_state", "boot_phase", "kernels", "security",
                           "triggers", "snapshots", "watchdogs", "health",
-                          "as_of", "stale", "stale_after_s", "boot", "fix_tasks"]
+                          "as_of", "stale", "stale_after_s", "boot", "fix_tasks",
+                          "holds", "approvals"]
     assert list(body["triggers"]) == ["total_checks", "issues_detected", "issues_published",
                                       "actions_executed", "last_run", "running", "check_interval",
                                       "issue_counts", "triggers_monitored"]

@@ -1,0 +1,151 @@
+"""`grace approve`, `grace deny`, `grace approvals`: a person's yes or no on a command.
+
+The processor records `approval_requested` for an `approve`-mode playbook and issues the
+command (once, with the requested id) when it reads `approval_granted`. Here the request is
+checked against the log first, so approving twice, or after a denial or expiry, is refused
+and publishes nothing. Both decisions on one command share one event id, so two people
+deciding at the same moment leave one decision: the server drops the second as a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import click
+
+from grace import events
+from grace.cliutil import Context, guarded, load_context, run, stage_options
+from control.common import (by_option, iso, left, operator_bus, operator_event, refuse, table,
+                            who)
+from control.log_state import ApprovalRecord, LogState, read_state
+
+
+def decision_id(command_id: str) -> str:
+    """The event id of the one decision (granted or denied) on `command_id`."""
+    return events.derive_id("approval_decision", command_id)
+
+
+def _pending_ids(state: LogState, now: datetime) -> str:
+    return ", ".join(a.command_id for a in state.pending_approvals(now)) or "none"
+
+
+def _check_pending(state: LogState, command_id: str, now: datetime) -> ApprovalRecord:
+    """The pending request for `command_id`, or refuse saying what the log knows of it."""
+    rec = state.approvals.get(command_id)
+    if rec is None or rec.requested is None:
+        refuse(f"no approval is requested for command id {command_id!r}: the log has no "
+               f"approval_requested with that id. Pending approvals: {_pending_ids(state, now)} "
+               "(`grace approvals`).")
+    status = rec.state(now)
+    if status == "pending":
+        return rec
+    dec = rec.decision
+    what = f"command {command_id} ({rec.request.playbook}: {rec.request.action} {rec.request.target})"
+    if status == "approved" and dec is not None:
+        refuse(f"{what} was already approved by {dec.data.by} (via {dec.data.via}) at "  # type: ignore[attr-defined]
+               f"{iso(dec.time)}; it is issued once, with that id.")
+    if status == "denied" and dec is not None:
+        refuse(f"{what} was denied by {dec.data.by} (via {dec.data.via}) at {iso(dec.time)}: "  # type: ignore[attr-defined]
+               f"{dec.data.reason}. It will not be issued; a new match asks again.")  # type: ignore[attr-defined]
+    if dec is not None:
+        refuse(f"{what} expired at {iso(dec.time)} (approval_expired recorded) without a "
+               "decision. It will not be issued; a new match asks again.")
+    refuse(f"{what} expired at {iso(rec.request.expires_at)} (approve_within "
+           f"{rec.request.within_s:g}s) without a decision. It will not be issued; a new match "
+           "asks again.")
+
+
+def _decide(ctx: Context, command_id: str, make: Any, verb: str) -> None:
+    async def go() -> None:
+        bus = await operator_bus(ctx)
+        try:
+            state = await read_state(bus)
+            now = events.now()
+            rec = _check_pending(state, command_id, now)
+            ev = operator_event(bus, make(), time=now, id=decision_id(command_id),
+                                host=rec.requested.host)  # type: ignore[union-attr]
+            ack = await bus.publish(ev)
+            if ack.duplicate:
+                refuse(f"another decision on command {command_id} was recorded at the same "
+                       "moment; see `grace approvals` and the log.")
+        finally:
+            await bus.close()
+        r = rec.request
+        click.echo(f"{verb} command {command_id} ({r.playbook}: {r.action} {r.target} on "
+                   f"{rec.requested.host}) by {ev.data.by}")  # type: ignore[union-attr, attr-defined]
+
+    run(go())
+
+
+@click.command("approve")
+@click.argument("command_id")
+@by_option
+@stage_options
+@guarded
+def approve(command_id: str, by: str | None, config_path: str | None, nats_url: str | None,
+            data_dir: str | None) -> None:
+    """Approve pending command COMMAND_ID (see `grace approvals`): it is issued once."""
+    ctx = load_context(config_path, nats_url, data_dir)
+    _decide(ctx, command_id, lambda: events.ApprovalGranted(command_id=command_id, by=who(by),
+                                                            via="cli"), "approved")
+
+
+@click.command("deny")
+@click.argument("command_id")
+@click.option("--reason", required=True, help="Why not: recorded in the log.")
+@by_option
+@stage_options
+@guarded
+def deny(command_id: str, reason: str, by: str | None, config_path: str | None,
+         nats_url: str | None, data_dir: str | None) -> None:
+    """Deny pending command COMMAND_ID: it is never issued."""
+    if not reason.strip():
+        refuse("--reason is empty: say why the command must not run.")
+    ctx = load_context(config_path, nats_url, data_dir)
+    _decide(ctx, command_id, lambda: events.ApprovalDenied(
+        command_id=command_id, by=who(by), via="cli", reason=reason.strip()), "denied")
+
+
+def _approval_dict(a: ApprovalRecord, now: datetime) -> dict[str, Any]:
+    r = a.request
+    return {"command_id": a.command_id, "host": a.requested.host,  # type: ignore[union-attr]
+            "playbook": r.playbook, "action": r.action, "target": r.target, "params": r.params,
+            "reason": r.reason, "expires_at": iso(r.expires_at),
+            "expires_in_s": round(max(0.0, (r.expires_at - now).total_seconds()), 1),
+            "requested_at": iso(a.requested.time)}  # type: ignore[union-attr]
+
+
+@click.command("approvals")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of the pending approvals.")
+@stage_options
+@guarded
+def approvals(as_json: bool, config_path: str | None, nats_url: str | None,
+              data_dir: str | None) -> None:
+    """Commands waiting for `grace approve` or `grace deny`, from the log (expiring first)."""
+    ctx = load_context(config_path, nats_url, data_dir)
+
+    async def go() -> None:
+        bus = await operator_bus(ctx)
+        try:
+            state = await read_state(bus)
+        finally:
+            await bus.close()
+        now = events.now()
+        pending = state.pending_approvals(now)
+        if as_json:
+            click.echo(json.dumps([_approval_dict(a, now) for a in pending], indent=2))
+            return
+        if not pending:
+            click.echo("no pending approvals")
+            return
+        rows = [[a.command_id, a.requested.host, a.request.playbook, a.request.action,  # type: ignore[union-attr]
+                 a.request.target, json.dumps(a.request.params, sort_keys=True),
+                 left(a.request.expires_at, now), a.request.reason] for a in pending]
+        click.echo(table(rows, ["COMMAND ID", "HOST", "PLAYBOOK", "ACTION", "TARGET", "PARAMS",
+                                "EXPIRES IN", "WHY"]))
+        click.echo("approve with `grace approve COMMAND_ID`, refuse with "
+                   "`grace deny COMMAND_ID --reason TEXT`")
+
+    run(go())

@@ -1,0 +1,72 @@
+"""Pieces every operator command shares: who is acting, the operator connection, time text."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from grace import events
+from grace.bus import Bus
+from grace.cliutil import Context, fail
+from grace.errors import ExitCode
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# the NATS component name: with nats.auth on it maps to the `operator` role (grace.auth)
+COMPONENT = "operator"
+
+
+def default_by() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"
+
+
+def by_option(f: F) -> F:
+    return click.option("--by", "by", envvar="GRACE_OPERATOR", show_envvar=True,
+                        help="Who is acting, recorded in the log (env GRACE_OPERATOR). "
+                             "Default: the OS user.")(f)
+
+
+def who(by: str | None) -> str:
+    name = (by or "").strip() or default_by()
+    return name
+
+
+def refuse(message: str) -> NoReturn:
+    """Refuse the request (exit 2); nothing has been published."""
+    end = "" if message.rstrip().endswith((".", ")")) else "."
+    fail(f"{message.rstrip()}{end} Nothing was published.", ExitCode.ERROR)
+
+
+async def operator_bus(ctx: Context) -> Bus:
+    """Connect as the operator (the role allowed to publish holds, approvals, denials)."""
+    return await ctx.bus(COMPONENT)
+
+
+def iso(t: datetime | None) -> str:
+    return "-" if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def left(until: datetime, now: datetime) -> str:
+    """Time from `now` to `until`, as 1h05m or 4m30s."""
+    s = max(0, int((until - now).total_seconds()))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Plain aligned columns (copyable, greppable; no terminal styling)."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+def operator_event(bus: Bus, payload: events.Payload, *, time: datetime, id: str | None = None,
+                   host: str | None = None) -> events.Event:
+    """The event as this operator sends it (`time`: the instant the decision was taken)."""
+    return events.make_event(payload, host=host or bus.host, source=bus.source, id=id, time=time)
