@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timezone
 from pathlib import Path
 
 import psutil
@@ -352,10 +353,10 @@ class Supervisor:
         """Leave `inst` stopped under `hold` (said once per hold, in the log and as an event)."""
         if inst.state == "held" and inst.hold_id == hold.hold_id:
             return
-        if inst not in self.instances[inst.kernel]:
+        if not any(i is inst for i in self.instances[inst.kernel]):  # a slot held at start
             self.instances[inst.kernel].append(inst)
             self.instances[inst.kernel].sort(key=lambda i: i.index)
-        until = hold.until.strftime("%Y-%m-%dT%H:%M:%SZ")
+        until = hold.until.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         verb = "starting" if what == "is held at start" else "restarting"
         log.warning("kernel %s[%d] %s; hold %s (%s, by %s, until %s) covers it: not %s until "
                     "the hold ends", inst.kernel, inst.index, what, hold.hold_id, hold.target,
@@ -373,8 +374,8 @@ class Supervisor:
                 return False
             self._hold(inst, hold, "stays stopped")  # its hold ended, another one covers it
             return True
-        log.warning("kernel %s[%d]: hold %s ended; starting it again", k.name, inst.index,
-                    inst.hold_id)
+        log.warning("kernel %s[%d]: hold %s ended (released or expired); starting it again",
+                    k.name, inst.index, inst.hold_id)
         self.instances[k.name].remove(inst)
         # a fresh start: the hold, not a crash loop, kept it down (attempt 1 is a restart)
         self._spawn(k, inst.index, attempt=1 if inst.pid else 0)

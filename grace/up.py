@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def _held_at_boot(seen: list[events.Event]) -> str:
     """The boot line's note on kernels not started because a hold covers them."""
     held = [e.data for e in seen if isinstance(e.data, events.KernelHeld)]
     return "; ".join(f"{d.kernel}[{d.instance}] held by hold {d.hold_id} ({d.target}, by {d.by}, "
-                     f"until {d.until:%Y-%m-%dT%H:%M:%SZ}): starts when the hold ends"
+                     f"until {d.until.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}): starts when the hold ends"
                      for d in held)
 
 
