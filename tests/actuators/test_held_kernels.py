@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -339,3 +340,26 @@ async def test_a_feed_that_cannot_read_the_log_at_start_says_so_and_starts_kerne
             await stop_actuator(a)
         await b.close()
 
+
+
+async def test_a_crash_looping_kernel_stops_being_restarted_once_held(
+        tmp_path: Path, host_bus: tuple[str, Bus]) -> None:
+    """A hold added while the kernel is in its restart backoff takes effect at the next
+    restart: no more processes until the hold ends."""
+    host, b = host_bus
+    flaky = {"name": "flaky", "command": [sys.executable, "-c", "import sys, time; "
+                                          "time.sleep(0.3); sys.exit(3)"], "stop_timeout": "2s"}
+    cfg = make_config(tmp_path, host=host, kernels=[flaky])
+    a = await start_actuator(cfg, b)
+    try:
+        await wait_for(lambda: len(a.of(events.KernelRestarted)) >= 2, timeout=15)  # looping
+        hold = await add_hold(b, host, "kernel:flaky/0")
+        await wait_for(lambda: a.supervisor.held("flaky") == [0], timeout=15)
+        spawned = len(a.of(events.KernelRestarted))
+        await asyncio.sleep(4.0)  # several backoffs of a loop that is no longer restarted
+        assert len(a.of(events.KernelRestarted)) == spawned and a.supervisor.pids("flaky") == []
+        assert [e.hold_id for e in a.of(events.KernelHeld)] == [hold]  # type: ignore[attr-defined]
+        await release(b, host, hold, "kernel:flaky/0")
+        await wait_for(lambda: len(a.of(events.KernelRestarted)) > spawned, timeout=10)
+    finally:
+        await stop_actuator(a)
