@@ -392,7 +392,8 @@ class Supervisor:
         for inst in load_state(self.state_file):
             gone, _ = inst.exit_code()
             if gone:
-                if inst.kernel in self.instances and inst.state != "held":  # a held one's exit is recorded
+                # a held one's exit was recorded when it was held
+                if inst.kernel in self.instances and inst.state != "held":
                     self.emit(events.KernelExited(kernel=inst.kernel, instance=inst.index,
                                                   pid=inst.pid, code=None))
                 continue

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 import pytest
@@ -33,6 +34,7 @@ from actuators.supervisor import Supervisor
 from tests.actuators.helpers import kernel, make_config, unique_host
 from tests.support import wait_for
 
+P = TypeVar("P", bound=events.Payload)
 HOLD_S = 1800.0  # `--for 30m`: longer than any test
 
 
@@ -84,7 +86,7 @@ class Actuator:
     supervisor: Supervisor
     seen: list[events.Payload]
 
-    def of(self, cls: type[events.Payload]) -> list[object]:
+    def of(self, cls: type[P]) -> list[P]:
         return [e for e in self.seen if isinstance(e, cls)]
 
 
@@ -131,9 +133,10 @@ async def test_a_held_kernel_that_exits_stays_stopped_until_the_hold_is_released
             await stays_dead(tmp_path, "api", 0, 4.0)  # the backoff alone restarts within 1 s
         assert a.supervisor.pids("api") == [] and a.supervisor.held("api") == [0]
         exited = a.of(events.KernelExited)
-        assert [e.pid for e in exited] == [old] and not exited[0].expected  # type: ignore[attr-defined]
+        assert [e.pid for e in exited] == [old] and not exited[0].expected
         (held,) = a.of(events.KernelHeld)
-        assert (held.hold_id, held.target, held.by, held.pid) == (hold, "kernel:api", "alice", old)  # type: ignore[attr-defined]
+        assert (held.hold_id, held.target, held.by, held.pid) == (hold, "kernel:api", "alice",
+                                                                  old)
         said = [r.getMessage() for r in caplog.records if "covers it" in r.getMessage()]
         assert len(said) == 1, said  # said once, not on every watch cycle
         assert said[0].startswith(f"kernel api[0] exited (pid {old}, code -9); hold {hold} "
@@ -145,7 +148,7 @@ async def test_a_held_kernel_that_exits_stays_stopped_until_the_hold_is_released
         new = (await wait_for(lambda: running(tmp_path, "api"), timeout=10))[0]
         assert new != old and a.supervisor.pids("api") == [new]
         await wait_for(lambda: a.of(events.KernelRestarted), timeout=5)
-        assert [e.pid for e in a.of(events.KernelRestarted)] == [new]  # type: ignore[attr-defined]
+        assert [e.pid for e in a.of(events.KernelRestarted)] == [new]
     finally:
         await stop_actuator(a)
     assert running(tmp_path, "api") == {}
@@ -246,13 +249,13 @@ async def test_a_hold_added_before_the_actuator_starts_keeps_the_kernel_stopped(
         await stays_dead(tmp_path, "api", 0, 3.0)
         assert not second.of(events.KernelExited)  # its exit was recorded by the first run
         (held,) = second.of(events.KernelHeld)
-        assert (held.hold_id, held.pid) == (hold, 0)  # type: ignore[attr-defined]
-        assert not [e for e in second.of(events.KernelStarted) if e.kernel == "api"]  # type: ignore[attr-defined]
+        assert (held.hold_id, held.pid) == (hold, 0)
+        assert not [e for e in second.of(events.KernelStarted) if e.kernel == "api"]
 
         await release(b, host, hold, "kernel:api")
         pid = (await wait_for(lambda: running(tmp_path, "api"), timeout=10))[0]
         await wait_for(lambda: [e for e in second.of(events.KernelStarted)
-                                if e.kernel == "api" and e.pid == pid], timeout=5)  # type: ignore[attr-defined]
+                                if e.kernel == "api" and e.pid == pid], timeout=5)
     finally:
         await stop_actuator(second)
 
@@ -358,7 +361,7 @@ async def test_a_crash_looping_kernel_stops_being_restarted_once_held(
         spawned = len(a.of(events.KernelRestarted))
         await asyncio.sleep(4.0)  # several backoffs of a loop that is no longer restarted
         assert len(a.of(events.KernelRestarted)) == spawned and a.supervisor.pids("flaky") == []
-        assert [e.hold_id for e in a.of(events.KernelHeld)] == [hold]  # type: ignore[attr-defined]
+        assert [e.hold_id for e in a.of(events.KernelHeld)] == [hold]
         await release(b, host, hold, "kernel:flaky/0")
         await wait_for(lambda: len(a.of(events.KernelRestarted)) > spawned, timeout=10)
     finally:
