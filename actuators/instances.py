@@ -18,7 +18,8 @@ from grace import kernelstate
 
 log = logging.getLogger(__name__)
 
-State = Literal["running", "suspended", "stopping", "backoff"]
+# held: exited (or never started) and left stopped while an operator's hold covers it
+State = Literal["running", "suspended", "stopping", "backoff", "held"]
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Instance:
     attempt: int = 0
     restart_at: float = 0.0
     suspended_at: float | None = None  # wall time shed_load suspended it (shed.max_s runs from it)
+    hold_id: str = ""  # while held: the hold that keeps it stopped
 
     def exit_code(self) -> tuple[bool, int | None]:
         """(exited, code); code is None for an adopted process (not our child)."""
@@ -62,8 +64,9 @@ def load_state(path: Path) -> list[Instance]:
     out = []
     for r in rows:
         suspended = r.state == "suspended"
+        state: State = "suspended" if suspended else "held" if r.state == "held" else "running"
         out.append(Instance(kernel=r.kernel, index=r.index, pid=r.pid, create_time=r.create_time,
-                            state="suspended" if suspended else "running",
+                            state=state,
                             suspended_at=(r.suspended_at or time.time()) if suspended else None))
     return out
 

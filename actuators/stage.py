@@ -1,5 +1,6 @@
-"""`grace act`: the actuator stage. Supervises the kernels, carries out this host's
-commands at most once in effect, runs the coding-agent task handler, heartbeats."""
+"""`grace act`: the actuator stage. Supervises the kernels (honouring operators' holds on
+them), carries out this host's commands at most once in effect, runs the coding-agent task
+handler, heartbeats."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from grace.errors import GraceError
 from actuators import snapshots
 from actuators.agent import AgentHandler
 from actuators.executor import Executor
+from actuators.holds_feed import HoldsFeed
 from actuators.intents import IntentStore
 from actuators.supervisor import Supervisor
 
@@ -116,7 +118,10 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
     outbox = Outbox(bus)
     outbox.put(snapshots.policy(cfg))
     state_file = kernelstate.state_path(cfg)
-    supervisor = Supervisor(cfg, outbox.put, nats_url=ctx.url(), state_file=state_file)
+    holds = HoldsFeed(bus, cfg.host, float(cfg.holds.max))
+    await holds.start()  # before the first kernel starts: a kernel held at start stays stopped
+    supervisor = Supervisor(cfg, outbox.put, nats_url=ctx.url(), state_file=state_file,
+                            held_by=holds.covering)
     await supervisor.start()
     executor = Executor(cfg, bus, await IntentStore.open(bus, cfg.host), supervisor,
                         flush=outbox.flush)
@@ -161,5 +166,6 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
         agent.stop()
         await asyncio.gather(*tasks, return_exceptions=True)  # the command in hand finishes first
         await supervisor.stop()
+        await holds.close()
         await outbox.close()
         await bus.close()

@@ -10,6 +10,13 @@ the producers learn pids and which stopped processes Grace suspended).
 A suspended (shed) instance is resumed by the watch loop once it has been
 suspended for `shed.max_s`, whether or not the pressure's clear event came:
 shedding is a pause, never a way to leave a kernel stopped.
+
+An operator's hold (`grace hold add kernel:api --for 30m`) covering an instance stops
+the supervisor's own restarts of it: an instance that exits while held is left stopped
+(state `held`, a `kernel_held` event after its `kernel_exited`), one held at start is not
+started, and either starts as soon as the hold ends (released or expired). Grace's
+intentional actions (scale, restart on command, stop) complete regardless: a hold says
+"do not bring it back by yourself", not "keep it as it is".
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timezone
 from pathlib import Path
 
 import psutil
@@ -29,12 +37,14 @@ import psutil
 from grace import events, kernelstate
 from grace.config import Config, Kernel
 from grace.errors import ActionError
+from grace.holds import Hold
 
 from actuators.instances import Instance, load_state, save_state, settle, signal_group
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[events.Payload], None]
+HeldBy = Callable[[str, int], Hold | None]  # (kernel, instance) -> the hold covering it, if any
 STABLE_S = 30.0  # a kernel that ran this long before dying starts its backoff afresh
 
 
@@ -43,8 +53,10 @@ class Supervisor:
 
     def __init__(self, cfg: Config, emit: Emit, *, nats_url: str = "", state_file: Path | None = None,
                  poll_interval: float = 0.2, backoff_base: float = 0.5, backoff_max: float = 30.0,
-                 log_dir: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+                 log_dir: Path | None = None, clock: Callable[[], float] = time.time,
+                 held_by: HeldBy | None = None) -> None:
         self.cfg, self.emit, self.nats_url, self.state_file = cfg, emit, nats_url, state_file
+        self.held_by: HeldBy = held_by or (lambda _kernel, _index: None)
         self.clock = clock  # wall time of suspensions (shed.max_s); injectable for tests
         self.poll_interval, self.backoff_base, self.backoff_max = poll_interval, backoff_base, backoff_max
         self.log_dir = log_dir or cfg.data_path / "kernels"
@@ -63,7 +75,11 @@ class Supervisor:
         return k
 
     def pids(self, name: str) -> list[int]:
-        return [i.pid for i in self.instances.get(name, []) if i.pid]
+        return [i.pid for i in self.instances.get(name, []) if i.pid and i.state != "held"]
+
+    def held(self, name: str) -> list[int]:
+        """The instances of `name` a hold keeps stopped."""
+        return [i.index for i in self.instances.get(name, []) if i.state == "held"]
 
     def count(self, name: str) -> int:
         return len(self.instances.get(name, []))
@@ -79,7 +95,11 @@ class Supervisor:
             for k in self.cfg.kernels:
                 want = k.pool.min if k.pool else 1
                 for index in self._free_indices(k.name, want - self.count(k.name)):
-                    self._spawn(k, index)
+                    hold = self.held_by(k.name, index)
+                    if hold is None:
+                        self._spawn(k, index)
+                    else:
+                        self._hold(Instance(kernel=k.name, index=index), hold, "is held at start")
             self._save()
         self._task = asyncio.create_task(self._watch())
 
@@ -228,7 +248,7 @@ class Supervisor:
         return float(min(self.backoff_max, self.backoff_base * 2 ** max(0, attempt - 1)))
 
     async def _stop_instance(self, inst: Instance) -> None:
-        if not inst.pid or inst.state == "backoff":
+        if not inst.pid or inst.state in ("backoff", "held"):
             return
         k = self.cfg.kernel(inst.kernel)
         timeout = float(k.stop_timeout) if k else 5.0
@@ -295,10 +315,17 @@ class Supervisor:
             k = self.cfg.kernel(name)
             assert k is not None
             for inst in list(insts):
+                if inst.state == "held":
+                    changed |= self._check_held(k, inst)
+                    continue
                 if inst.state == "backoff":
                     if now >= inst.restart_at:
-                        insts.remove(inst)
-                        self._spawn(k, inst.index, attempt=inst.attempt + 1)
+                        hold = self.held_by(name, inst.index)
+                        if hold is not None:
+                            self._hold(inst, hold, "exited")
+                        else:
+                            insts.remove(inst)
+                            self._spawn(k, inst.index, attempt=inst.attempt + 1)
                         changed = True
                     continue
                 if inst.state == "stopping":
@@ -307,15 +334,52 @@ class Supervisor:
                 if not exited:
                     continue
                 attempt = 0 if now - inst.started >= STABLE_S else inst.attempt
-                log.warning("kernel %s[%d] pid %d exited with code %s; restarting", name,
-                            inst.index, inst.pid, code)
                 self.emit(events.KernelExited(kernel=name, instance=inst.index, pid=inst.pid,
                                               code=code, expected=False))
+                changed = True
+                hold = self.held_by(name, inst.index)
+                if hold is not None:
+                    self._hold(inst, hold, f"exited (pid {inst.pid}, code {code})")
+                    continue
+                log.warning("kernel %s[%d] pid %d exited with code %s; restarting", name,
+                            inst.index, inst.pid, code)
                 inst.state, inst.attempt = "backoff", attempt
                 inst.restart_at = now + self._delay(attempt + 1)
                 changed = True
         if changed:
             self._save()
+
+    def _hold(self, inst: Instance, hold: Hold, what: str) -> None:
+        """Leave `inst` stopped under `hold` (said once per hold, in the log and as an event)."""
+        if inst.state == "held" and inst.hold_id == hold.hold_id:
+            return
+        if not any(i is inst for i in self.instances[inst.kernel]):  # a slot held at start
+            self.instances[inst.kernel].append(inst)
+            self.instances[inst.kernel].sort(key=lambda i: i.index)
+        until = hold.until.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        verb = "starting" if what == "is held at start" else "restarting"
+        log.warning("kernel %s[%d] %s; hold %s (%s, by %s, until %s) covers it: not %s until "
+                    "the hold ends", inst.kernel, inst.index, what, hold.hold_id, hold.target,
+                    hold.by or "?", until, verb)
+        inst.state, inst.hold_id = "held", hold.hold_id
+        self.emit(events.KernelHeld(kernel=inst.kernel, instance=inst.index, hold_id=hold.hold_id,
+                                    target=str(hold.target), until=hold.until, by=hold.by,
+                                    pid=inst.pid))
+
+    def _check_held(self, k: Kernel, inst: Instance) -> bool:
+        """Start a held instance once no hold covers it; True when its state changed."""
+        hold = self.held_by(k.name, inst.index)
+        if hold is not None:
+            if hold.hold_id == inst.hold_id:
+                return False
+            self._hold(inst, hold, "stays stopped")  # its hold ended, another one covers it
+            return True
+        log.warning("kernel %s[%d]: hold %s ended (released or expired); starting it again",
+                    k.name, inst.index, inst.hold_id)
+        self.instances[k.name].remove(inst)
+        # a fresh start: the hold, not a crash loop, kept it down (attempt 1 is a restart)
+        self._spawn(k, inst.index, attempt=1 if inst.pid else 0)
+        return True
 
     def _save(self) -> None:
         if self.state_file is not None:
@@ -328,7 +392,8 @@ class Supervisor:
         for inst in load_state(self.state_file):
             gone, _ = inst.exit_code()
             if gone:
-                if inst.kernel in self.instances:
+                # a held one's exit was recorded when it was held
+                if inst.kernel in self.instances and inst.state != "held":
                     self.emit(events.KernelExited(kernel=inst.kernel, instance=inst.index,
                                                   pid=inst.pid, code=None))
                 continue
@@ -336,6 +401,8 @@ class Supervisor:
                 signal_group(inst.pid, signal.SIGTERM)
                 continue
             log.info("adopted kernel %s[%d] pid %d", inst.kernel, inst.index, inst.pid)
+            if inst.state == "held":
+                inst.state = "running"  # recorded held yet alive: someone started it by hand
             self.instances[inst.kernel].append(inst)
         for inst in self._orphans():
             taken = {i.index for i in self.instances[inst.kernel]}

@@ -527,6 +527,18 @@ class KernelScaled(KernelEvent, frozen=True, kw_only=True):
     to_count: int
 
 
+class KernelHeld(KernelEvent, frozen=True, kw_only=True):
+    """The supervisor leaves an instance stopped (not started at boot, not restarted after
+    it exited) because an operator's hold covers it; it starts once the hold ends."""
+
+    TYPE: ClassVar[str] = "kernel_held"
+    hold_id: str
+    target: str  # the hold's target, e.g. kernel:api or kernel:api/0 or host:web-1
+    until: datetime
+    by: str = ""
+    pid: int = 0  # the process that exited; 0: never started while held (boot)
+
+
 # ---------------------------------------------------------------- snapshots
 
 

@@ -31,7 +31,8 @@ def state_path(cfg: Config) -> Path:
 
 @dataclass(frozen=True)
 class Recorded:
-    """One instance as recorded: `state` is running, suspended (by Grace), stopping or backoff."""
+    """One instance as recorded: `state` is running, suspended (by Grace), stopping, backoff or
+    held (exited and left stopped while an operator's hold covers it)."""
 
     kernel: str
     index: int

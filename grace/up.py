@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +81,20 @@ def _kernels_up(ctx: Context) -> Callable[[list[events.Event]], bool]:
     want = {(k.name, i) for k in ctx.cfg.kernels for i in range(k.pool.min if k.pool else 1)}
 
     def done(seen: list[events.Event]) -> bool:
+        # a kernel an operator's hold keeps stopped is accounted for: it starts when the hold ends
         started = {(e.data.kernel, e.data.instance) for e in seen
-                   if isinstance(e.data, events.KernelStarted) and e.host == ctx.cfg.host}
+                   if isinstance(e.data, (events.KernelStarted, events.KernelHeld))
+                   and e.host == ctx.cfg.host}
         return want <= started
     return done
+
+
+def _held_at_boot(seen: list[events.Event]) -> str:
+    """The boot line's note on kernels not started because a hold covers them."""
+    held = [e.data for e in seen if isinstance(e.data, events.KernelHeld)]
+    return "; ".join(f"{d.kernel}[{d.instance}] held by hold {d.hold_id} ({d.target}, by {d.by}, "
+                     f"until {d.until.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}): starts when the hold ends"
+                     for d in held)
 
 
 def _first_cycle(seen: list[events.Event]) -> bool:
@@ -129,8 +140,9 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         by_name["act"].start()
         ok = await watcher.wait(_kernels_up(ctx), KERNEL_START_TIMEOUT_S)
         await boot.phase(5, "completed" if ok else "failed",
-                         "" if ok else f"not every kernel started within {KERNEL_START_TIMEOUT_S:.0f}s; "
-                                       f"see {logs / 'act.log'}")
+                         _held_at_boot(watcher.seen) if ok else
+                         f"not every kernel started within {KERNEL_START_TIMEOUT_S:.0f}s; "
+                         f"see {logs / 'act.log'}")
         await boot.phase(6, "started")
         by_name["process"].start()
         by_name["produce"].start()
