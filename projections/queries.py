@@ -52,7 +52,8 @@ SELECT count(*) FILTER (WHERE k.state <> 'stopped') AS total,
        count(*) FILTER (WHERE k.state = 'failed') AS failed,
        count(*) FILTER (WHERE k.state = 'suspended' OR (k.state = 'running' AND EXISTS (
            SELECT 1 FROM open o WHERE o.host = k.host AND o.kernel = k.kernel))) AS degraded,
-       count(*) FILTER (WHERE k.state = 'failed' AND k.critical) AS critical_failed
+       count(*) FILTER (WHERE k.state = 'failed' AND k.critical) AS critical_failed,
+       count(*) FILTER (WHERE k.state = 'held') AS held
 FROM kernels k
 """
 
@@ -286,7 +287,7 @@ def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float,
     no `monitor_started` (the latest one's `interval_s` wins)."""
     since = now - timedelta(seconds=window_s)
     b = boot(con)
-    k_total, k_running, k_failed, k_degraded, k_critical = con.execute(KERNELS).fetchone()  # type: ignore[misc]
+    k_total, k_running, k_failed, k_degraded, k_critical, k_held = con.execute(KERNELS).fetchone()  # type: ignore[misc]
     throttles, attested, deps, vulns = con.execute(SECURITY, {"since": since}).fetchone()  # type: ignore[misc]
     checks, published, actions, last_run = con.execute(TRIGGERS).fetchone()  # type: ignore[misc]
     findings = con.execute(FINDINGS).fetchall()
@@ -337,7 +338,7 @@ def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float,
         "system_state": system_state,
         "boot_phase": b.phase,
         "kernels": {"total": k_total, "running": k_running, "failed": k_failed,
-                    "degraded": k_degraded},
+                    "degraded": k_degraded, "held": k_held},
         "security": {"boot_rate_limiting": throttles > 0, "attested_secrets": attested,
                      "dependencies_tracked": int(deps), "vulnerabilities": vulns},
         "triggers": {

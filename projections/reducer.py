@@ -334,6 +334,13 @@ def _k_suspended(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: even
     r.kernel(env, seq, d).state = "suspended"
 
 
+@handles("kernel_held")
+def _k_held(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.KernelHeld) -> None:
+    # stopped because an operator's hold covers it: intended, neither running nor failed
+    k = r.kernel(env, seq, d)
+    k.state, k.pid = "held", d.pid or None
+
+
 @handles("kernel_resumed")
 def _k_resumed(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.KernelEvent) -> None:
     r.kernel(env, seq, d).state = "running"

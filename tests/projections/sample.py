@@ -77,7 +77,7 @@ def story() -> list[tuple[str, Payload]]:
 EXPECTED = {
     "system_state": "degraded",  # boot complete, but a kernel failed
     "boot_phase": "complete",
-    "kernels": {"total": 4, "running": 2, "failed": 1, "degraded": 2},
+    "kernels": {"total": 4, "running": 2, "failed": 1, "degraded": 2, "held": 0},
     # api, worker/0, worker/1 (suspended), batch (failed); worker/0 has an open backlog finding
     "security": {"boot_rate_limiting": False,
                  "attested_secrets": 2,  # app.yaml, db.yaml, log.yaml recorded; app.yaml drifted

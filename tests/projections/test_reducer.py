@@ -78,3 +78,13 @@ def test_unknown_type_bad_payload_and_garbage_are_kept_and_counted() -> None:
     assert ev[3][2] == "kernel_started" and "invalid data" in ev[3][9]
     assert ev[4][3] == "weird" and ev[4][2] is None and "envelope" in ev[4][9]
     assert rows.count("kernels") == 0  # the invalid kernel_started changed no state
+
+
+def test_a_kernel_left_stopped_by_a_hold_is_held_not_failed() -> None:
+    evs = [events.KernelStarted(kernel="reporter", pid=1),
+           events.KernelExited(kernel="reporter", pid=1, code=-9),
+           events.KernelHeld(kernel="reporter", hold_id="h1", target="kernel:reporter",
+                             until=events.now(), by="ana", pid=1)]
+    raws = [("s", events.encode(events.make_event(p, host="h", source="t"))) for p in evs]
+    (k,) = Reducer().reduce(items(raws)).tables["kernels"]
+    assert k[3] == "held"
