@@ -61,3 +61,25 @@ def test_backtest_from_the_log(tmp_path: Path, nats_url: str) -> None:
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert any(r["type"] == "restart_kernel" and r["host"] == host for r in rows)
+
+
+def test_backtest_honours_modes(tmp_path: Path) -> None:
+    text = RESTART_BUDGET + """
+  - name: page
+    on: kernel_heartbeat_gap
+    mode: approve
+    do: [{restart_kernel: {kernel: "{kernel}"}}]
+"""
+    pb = write(tmp_path, "modes.yaml", text.replace("    do: [{restart_kernel: {kernel: \"{kernel}\"}}]\n"
+                                                     "    budget:", "    mode: observe\n"
+                                                     "    do: [{restart_kernel: {kernel: \"{kernel}\"}}]\n"
+                                                     "    budget:", 1))
+    evs = jsonl(tmp_path, [ev(gap("api"), 0)])
+    result = grace_cmd("playbooks", "test", str(pb), "--events", str(evs))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("OBSERVE  restart: would send restart_kernel" in line for line in lines), lines
+    assert any("APPROVE  page: restart_kernel" in line and "grace approve" in line for line in lines)
+    assert not any("FIRE" in line for line in lines)
+    assert lines[-1] == ("1 events replayed: 0 commands would fire, 1 observed, 1 would wait for "
+                         "approval, 0 suppressed")
