@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 
 from grace import bus as bus_mod
-from grace import cliutil, demo, events, topology
+from grace import cliutil, demo, events, kernelstate, topology
 from grace.embedded import free_port, read_url
 from grace.logwatch import LogWatcher, last_seq
 
@@ -235,7 +235,7 @@ def instance_pids(running: Running, kernel: str) -> dict[int, int]:
     """{instance: pid} of this Grace's `kernel` processes, found in the world by their
     environment (other Graces on the machine also use host `demo`, so the state-file mark
     the supervisor sets tells ours apart)."""
-    mark = str(running.data_dir.resolve() / "actuator" / "demo-kernels.json")
+    mark = str(kernelstate.state_path(running.ctx().cfg).resolve())
     out: dict[int, int] = {}
     for p in psutil.process_iter(["pid"]):
         try:

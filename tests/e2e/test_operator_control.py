@@ -57,7 +57,7 @@ def stage_process(up_pid: int, stage: str) -> psutil.Process:
 
 def config_file(running: Running, index: int) -> tuple[Path, str]:
     """A protected config of the example, and the name findings give it."""
-    path = sorted((running.root / "config").glob("*.yaml"))[index]
+    path = sorted(p for p in (running.root / "config").iterdir() if p.suffix in (".yaml", ".json"))[index]
     return path, str(path.relative_to(running.root))
 
 
@@ -245,6 +245,7 @@ async def test_a_denied_approval_never_acts(moded_up: Running, moded_bus: bus_mo
 
 async def test_an_expired_approval_never_acts(moded_up: Running, moded_bus: bus_mod.Bus) -> None:
     before = len(instance_pids(moded_up, "worker"))
+    assert before >= 1
     w = await watch_from_now(moded_bus)
     try:
         moded_up.fault("queue-flood")
@@ -301,3 +302,26 @@ async def test_holds_and_pending_approvals_survive_a_restart_of_all_of_grace(
                       and e.data.command_id == req.command_id]
             assert len(issued) == 1
         assert path.read_bytes() == original
+
+
+async def test_observe_mode_for_a_first_deployment_sends_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "system"
+    cfg = shipped_copy(root, host="firstweek")
+    cfg.write_text(cfg.read_text() + "processor: {mode: observe}\n")
+    with booted(root, cfg) as running:
+        assert "observe mode" in running.log.read_text()
+        model = root / "models" / "model.pkl"
+        async for b in _bus_of(running):
+            w = await watch_from_now(b)
+            try:
+                running.fault("model-corruption")
+                corrupt = model.read_bytes()
+                seen = await expect(w, events.DecisionObserved,
+                                    lambda d: d.action == "restore_model_weights", timeout=INTERVAL_S)
+                await asyncio.sleep(3)
+            finally:
+                await w.close()
+            sent = await stored(b, topology.COMMANDS, topology.COMMANDS_ALL)
+            assert seen.command_id not in {c.id for c in sent}
+            assert not [e for e in w.seen if e.type == "command_issued"]
+        assert model.read_bytes() == corrupt
