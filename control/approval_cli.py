@@ -17,8 +17,8 @@ import click
 
 from grace import events
 from grace.cliutil import Context, guarded, load_context, run, stage_options
-from control.common import (by_option, iso, left, operator_bus, operator_event, refuse, table,
-                            who)
+from control.common import (by_option, iso, left, log_state, operator_bus, operator_event,
+                            refuse, show, who)
 from control.log_state import ApprovalRecord, LogState, read_state
 
 
@@ -127,25 +127,16 @@ def approvals(as_json: bool, config_path: str | None, nats_url: str | None,
     ctx = load_context(config_path, nats_url, data_dir)
 
     async def go() -> None:
-        bus = await operator_bus(ctx)
-        try:
-            state = await read_state(bus)
-        finally:
-            await bus.close()
+        state = await log_state(ctx)
         now = events.now()
         pending = state.pending_approvals(now)
-        if as_json:
-            click.echo(json.dumps([_approval_dict(a, now) for a in pending], indent=2))
-            return
-        if not pending:
-            click.echo("no pending approvals")
-            return
         rows = [[a.command_id, a.requested.host, a.request.playbook, a.request.action,  # type: ignore[union-attr]
                  a.request.target, json.dumps(a.request.params, sort_keys=True),
                  left(a.request.expires_at, now), a.request.reason] for a in pending]
-        click.echo(table(rows, ["COMMAND ID", "HOST", "PLAYBOOK", "ACTION", "TARGET", "PARAMS",
-                                "EXPIRES IN", "WHY"]))
-        click.echo("approve with `grace approve COMMAND_ID`, refuse with "
-                   "`grace deny COMMAND_ID --reason TEXT`")
+        if show(as_json, [_approval_dict(a, now) for a in pending], rows,
+                ["COMMAND ID", "HOST", "PLAYBOOK", "ACTION", "TARGET", "PARAMS", "EXPIRES IN",
+                 "WHY"], "no pending approvals") and not as_json:
+            click.echo("approve with `grace approve COMMAND_ID`, refuse with "
+                       "`grace deny COMMAND_ID --reason TEXT`")
 
     run(go())

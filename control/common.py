@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
@@ -13,6 +14,7 @@ from grace import events
 from grace.bus import Bus
 from grace.cliutil import Context, fail
 from grace.errors import ExitCode
+from control.log_state import LogState, read_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,3 +72,24 @@ def operator_event(bus: Bus, payload: events.Payload, *, time: datetime, id: str
                    host: str | None = None) -> events.Event:
     """The event as this operator sends it (`time`: the instant the decision was taken)."""
     return events.make_event(payload, host=host or bus.host, source=bus.source, id=id, time=time)
+
+
+async def log_state(ctx: Context) -> LogState:
+    """Holds and approvals as the log says now (one read, then the connection is closed)."""
+    bus = await operator_bus(ctx)
+    try:
+        return await read_state(bus)
+    finally:
+        await bus.close()
+
+
+def show(as_json: bool, dicts: list[dict[str, Any]], rows: list[list[str]], header: list[str],
+         empty: str) -> bool:
+    """Print a listing as JSON or as a table; False when there was nothing to list."""
+    if as_json:
+        click.echo(json.dumps(dicts, indent=2))
+    elif not rows:
+        click.echo(empty)
+    else:
+        click.echo(table(rows, header))
+    return bool(rows)

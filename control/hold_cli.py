@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -12,8 +11,8 @@ import click
 from grace import events
 from grace.cliutil import Context, guarded, load_context, run, stage_options
 from grace.durations import format_duration, parse_duration
-from control.common import (by_option, iso, left, operator_bus, operator_event, refuse,
-                            table, who)
+from control.common import (by_option, iso, left, log_state, operator_bus, operator_event,
+                            refuse, show, who)
 from control.log_state import HoldRecord, read_state
 from control.targets import TargetError, normalize
 
@@ -116,23 +115,14 @@ def hold_list(as_json: bool, config_path: str | None, nats_url: str | None,
     ctx = load_context(config_path, nats_url, data_dir)
 
     async def go() -> None:
-        bus = await operator_bus(ctx)
-        try:
-            state = await read_state(bus)
-        finally:
-            await bus.close()
+        state = await log_state(ctx)
         now = events.now()
         active = state.active_holds(now)
-        if as_json:
-            click.echo(json.dumps([_hold_dict(h, now) for h in active], indent=2))
-            return
-        if not active:
-            click.echo("no active holds")
-            return
         rows = [[h.data.hold_id, h.added.host, h.data.target, iso(h.data.until),
                  left(h.data.until, now), h.data.reason, f"{h.data.by} ({h.data.via})"]
                 for h in active]
-        click.echo(table(rows, ["ID", "HOST", "TARGET", "UNTIL (UTC)", "LEFT", "REASON", "BY"]))
+        show(as_json, [_hold_dict(h, now) for h in active], rows,
+             ["ID", "HOST", "TARGET", "UNTIL (UTC)", "LEFT", "REASON", "BY"], "no active holds")
 
     run(go())
 

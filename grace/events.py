@@ -281,8 +281,9 @@ class MonitorStopped(Payload, frozen=True, kw_only=True):
 # ---------------------------------------------------------------- decisions
 
 
-class CommandIssued(Payload, frozen=True, kw_only=True):
-    TYPE: ClassVar[str] = "command_issued"
+class Decided(Payload, frozen=True, kw_only=True):
+    """A command a playbook decided on: issued, observed, or waiting for approval."""
+
     CATEGORY: ClassVar[str] = "decision"
     playbook: str
     command_id: str
@@ -293,6 +294,10 @@ class CommandIssued(Payload, frozen=True, kw_only=True):
     reason: str = ""
     params: dict[str, Any] = {}
     index: int = 0  # position of the action in the playbook's `do` list
+
+
+class CommandIssued(Decided, frozen=True, kw_only=True):
+    TYPE: ClassVar[str] = "command_issued"
     escalation: bool = False  # a budget `then` or a verify-failure escalation: not budgeted
     approved_by: str | None = None  # an `approve`-mode command: who approved it
 
@@ -310,39 +315,19 @@ class DecisionSuppressed(Payload, frozen=True, kw_only=True):
     hold_id: str | None = None  # reason `hold`: the hold that covers the target
 
 
-class DecisionObserved(Payload, frozen=True, kw_only=True):
+class DecisionObserved(Decided, frozen=True, kw_only=True):
     """What an `observe`-mode playbook would have sent (shaped like command_issued); nothing
     was sent. Cooldowns and budgets advance as if it had acted."""
 
     TYPE: ClassVar[str] = "decision_observed"
-    CATEGORY: ClassVar[str] = "decision"
-    playbook: str
-    command_id: str
-    action: str
-    target: str
-    cause_ids: list[str]
-    route: str = "self_healing"
-    reason: str = ""
-    params: dict[str, Any] = {}
-    index: int = 0
     escalation: bool = False
 
 
-class ApprovalRequested(Payload, frozen=True, kw_only=True):
+class ApprovalRequested(Decided, frozen=True, kw_only=True):
     """An `approve`-mode playbook matched: the command waits for `grace approve` (or denial,
     or `expires_at`). Nothing is sent before approval_granted."""
 
     TYPE: ClassVar[str] = "approval_requested"
-    CATEGORY: ClassVar[str] = "decision"
-    playbook: str
-    command_id: str
-    action: str
-    target: str
-    cause_ids: list[str]
-    route: str = "self_healing"
-    reason: str = ""
-    params: dict[str, Any] = {}
-    index: int = 0
     within_s: float
     expires_at: datetime
 

@@ -1,52 +1,27 @@
 """People's decisions in the matcher: holds (and their end), approval requests, yes and no.
 
-A mixin of `Matcher`: the state it uses (holds, approvals, answered, unrecorded) is
-created by `Matcher.__init__`; emitting goes through the matcher's `_command`/`_decision`.
+A part of `Matcher` (see matcher_base.py for what it uses of it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
-from typing import Any
 
 import msgspec
 
 from grace import events
-from grace.holds import Hold, HoldBook
+from grace.holds import Hold
 from grace.durations import fmt
 from grace.events import Event
-from processors.approvals import Approvals, Request
-from processors.gates import Gate, Planned, Proposal, Refusal, Settings
-from processors.model import DEFAULT_ESCALATION, ESCALATE, Action, Playbook
+from processors.approvals import Request
+from processors.gates import Planned, Proposal
+from processors.model import DEFAULT_ESCALATION, ESCALATE
+from processors.matcher_base import MatcherBase
 from processors.targets import TargetState
 
 
-class PeopleMixin:
-    playbooks: dict[str, Playbook]
-    state: dict[str, dict[str, TargetState]]
-    settings: Settings
-    gates: list[Gate]
-    issued: dict[str, float]
-    emit: bool
-    counts: dict[str, int]
-    holds: HoldBook
-    approvals: Approvals
-    answered: set[str]
-    unrecorded: dict[str, Hold]
-
-    def _command(self, p: Playbook, a: Action, ev: Event | None, cid: str, cause_ids: list[str],
-                 target: str, host: str, at: datetime, reason: str, escalation: bool = False,
-                 evidence: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                 observe: bool = False, approved_by: str | None = None) -> None:
-        raise NotImplementedError
-
-    def _decision(self, data: events.Payload, id: str, host: str, at: datetime) -> None:
-        raise NotImplementedError
-
-    def _refuse(self, prop: Proposal, st: TargetState, r: Refusal) -> None:
-        raise NotImplementedError
-
+class PeopleMixin(MatcherBase):
     def _request(self, prop: Proposal, pl: Planned, st: TargetState) -> None:
         """An `approve` playbook: record what waits for a person's yes; send nothing."""
         p = prop.playbook

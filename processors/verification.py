@@ -1,8 +1,7 @@
 """Verification in the matcher: a fix must show (condition_cleared, or the verify event)
 within its window, else `verify_failed` and one escalation per episode, with evidence.
 
-A mixin of `Matcher`: the state it uses (deadlines, verifying, state) is created by
-`Matcher.__init__`; emitting goes through the matcher's `_command`/`_decision`.
+A part of `Matcher` (see matcher_base.py for what it uses of it).
 """
 
 from __future__ import annotations
@@ -15,29 +14,14 @@ from grace import events
 from grace.durations import fmt
 from grace.events import Event
 from processors.evidence import verify_evidence
-from processors.model import DEFAULT_ESCALATION, Action, Playbook
+from processors.model import DEFAULT_ESCALATION, Playbook
+from processors.matcher_base import MatcherBase
 from processors.targets import Pending, TargetState
 
 VERIFY_REASON = "verify of"  # how a verify escalation's reason starts (a restart learns it back)
 
 
-class VerifyMixin:
-    playbooks: dict[str, Playbook]
-    state: dict[str, dict[str, TargetState]]
-    deadlines: list[tuple[float, str, str, str]]
-    cleared_watch: dict[str, list[Playbook]]
-    verify_watch: dict[str, list[Playbook]]
-    verifying: dict[str, tuple[str, str]]
-
-    def _command(self, p: Playbook, a: Action, ev: Event | None, cid: str, cause_ids: list[str],
-                 target: str, host: str, at: datetime, reason: str, escalation: bool = False,
-                 evidence: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                 observe: bool = False, approved_by: str | None = None) -> None:
-        raise NotImplementedError
-
-    def _decision(self, data: events.Payload, id: str, host: str, at: datetime) -> None:
-        raise NotImplementedError
-
+class VerifyMixin(MatcherBase):
     def _await_proof(self, p: Playbook, st: TargetState, target: str, cid: str, t: float,
                      cause: Event | None) -> None:
         assert p.verify_within_s
