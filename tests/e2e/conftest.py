@@ -275,6 +275,15 @@ def kernel_states(host: str, kernel: str) -> set[str]:
     return out
 
 
+def stage_process(up_pid: int, stage: str) -> psutil.Process:
+    """The running `stage` (process, act, ...) under the `grace up` of pid `up_pid`."""
+    for child in psutil.Process(up_pid).children():
+        cmd = child.cmdline()
+        if "grace.cli" in cmd and stage in cmd:
+            return child
+    raise AssertionError(f"no {stage} stage under grace up")
+
+
 __all__ = ["Running", "all_states", "expect", "eventually", "instance_pids", "kernel_pids",
-           "kernel_states", "of_type", "os",
+           "kernel_states", "of_type", "os", "stage_process",
            "succeeded", "topology", "watch_from_now"]

@@ -13,17 +13,9 @@ import pytest
 
 from grace import bus as bus_mod
 from grace import events
-from tests.e2e.conftest import Running, expect, kernel_pids, watch_from_now
+from tests.e2e.conftest import Running, expect, kernel_pids, stage_process, watch_from_now
 
 pytestmark = pytest.mark.slow
-
-
-def stage_process(up_pid: int, stage: str) -> psutil.Process:
-    for child in psutil.Process(up_pid).children():
-        cmd = child.cmdline()
-        if "grace.cli" in cmd and stage in cmd:
-            return child
-    raise AssertionError(f"no {stage} stage under grace up")
 
 
 async def test_a_killed_stage_is_restarted_by_the_watchdog(grace_up: Running,

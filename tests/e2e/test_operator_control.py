@@ -22,7 +22,7 @@ import pytest_asyncio
 from grace import bus as bus_mod
 from grace import events, topology
 from tests.e2e.conftest import (Running, _bus_of, booted, eventually, expect, instance_pids,
-                                shipped_copy, watch_from_now)
+                                shipped_copy, stage_process, watch_from_now)
 from tests.processors.support import stored
 
 pytestmark = pytest.mark.slow
@@ -45,14 +45,6 @@ def refused(running: Running, *args: str) -> str:
     out = grace(running, *args)
     assert out.returncode == 2, f"grace {' '.join(args)} was not refused: {out.stdout}{out.stderr}"
     return out.stderr + out.stdout
-
-
-def stage_process(up_pid: int, stage: str) -> psutil.Process:
-    for child in psutil.Process(up_pid).children():
-        cmd = child.cmdline()
-        if "grace.cli" in cmd and stage in cmd:
-            return child
-    raise AssertionError(f"no {stage} stage under grace up")
 
 
 def config_file(running: Running, index: int) -> tuple[Path, str]:
