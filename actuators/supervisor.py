@@ -130,6 +130,7 @@ class Supervisor:
             for index in self._free_indices(name, target - before):
                 self._spawn(k, index)
             extra = insts[target:]
+            self._stopping(extra)
             del insts[target:]
             await asyncio.gather(*(self._stop_instance(i) for i in extra))
             self._save()
@@ -189,6 +190,7 @@ class Supervisor:
             old = next((i for i in self.instances[name] if i.index == index), None)
             if old is None:
                 raise ActionError(f"kernel {name!r} has no instance {index}")
+            self._stopping([old])
             await self._stop_instance(old)
             self.instances[name].remove(old)
             new = self._spawn(k, index, attempt=1)
@@ -246,6 +248,14 @@ class Supervisor:
 
     def _delay(self, attempt: int) -> float:
         return float(min(self.backoff_max, self.backoff_base * 2 ** max(0, attempt - 1)))
+
+    def _stopping(self, insts: list[Instance]) -> None:
+        """Record that Grace stops these on purpose before signalling them, so a trigger that
+        reads the record in between never takes the exit for a death."""
+        for inst in insts:
+            if inst.pid and inst.state not in ("backoff", "held"):
+                inst.state = "stopping"
+        self._save()
 
     async def _stop_instance(self, inst: Instance) -> None:
         if not inst.pid or inst.state in ("backoff", "held"):

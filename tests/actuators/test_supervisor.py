@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -128,5 +129,32 @@ async def test_a_bare_python_command_runs_graces_interpreter(tmp_path: Path) -> 
     try:
         (pid,) = sup.pids("py")
         assert psutil.Process(pid).exe() == os.path.realpath(sys.executable)
+    finally:
+        await sup.stop()
+
+
+async def test_an_instance_grace_stops_is_recorded_as_stopping_before_it_is_signalled(
+        tmp_path: Path) -> None:
+    """A trigger reading the record while a scale-down or restart runs must never see a
+    recorded, running instance whose process is gone (that would be a death to heal)."""
+    from grace import kernelstate
+
+    k = kernel("worker", tmp_path, "--ignore-term", stop_timeout="1s", pool={"min": 1, "max": 3})
+    state = tmp_path / "kernels.json"
+    sup = Supervisor(make_config(tmp_path, kernels=[k]), lambda _e: None, state_file=state)
+    await sup.start()
+    try:
+        await sup.scale("worker", 2)
+        pids = sup.pids("worker")
+        await wait_for(lambda: all(ready(tmp_path, p) for p in pids), timeout=10)
+        for step in (sup.scale("worker", 1), sup.restart("worker", 0)):
+            task = asyncio.ensure_future(step)
+            while not task.done():  # a stubborn kernel: the stop takes its whole stop_timeout
+                for r in kernelstate.read(state) or []:
+                    if r.state == "running":
+                        assert psutil.pid_exists(r.pid) and psutil.Process(r.pid).status() != \
+                            psutil.STATUS_ZOMBIE, f"recorded running, but gone: {r}"
+                await asyncio.sleep(0.02)
+            await task
     finally:
         await sup.stop()
