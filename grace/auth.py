@@ -33,7 +33,10 @@ def _events(*categories: str) -> list[str]:
 
 # role -> subjects it may publish to; every role may subscribe to inboxes and heartbeats
 ROLES: dict[str, list[str]] = {
-    "producer": [*_events("trigger", "check", "stage"), f"$KV.{topology.STATE_BUCKET}.>", *COMMON],
+    # snapshot_due: the producers' schedule of snapshots.every (the actuator takes the copies)
+    "producer": [*_events("trigger", "check", "stage"),
+                 topology.event_filter("snapshot", "snapshot_due", "*"),
+                 f"$KV.{topology.STATE_BUCKET}.>", *COMMON],
     # the processor records a hold's expiry (hold_released, via expiry)
     "processor": [*_events("decision"), topology.event_filter("operator", "hold_released", "*"),
                   topology.COMMANDS_ALL, *COMMON],

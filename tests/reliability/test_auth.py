@@ -53,6 +53,9 @@ async def test_a_producer_cannot_publish_commands(secured: tuple[EmbeddedServer,
     b = await connect_as(server, data, "produce")
     try:
         assert await can_publish(b, FINDING)
+        assert await can_publish(b, events.SnapshotDue(every_s=3600.0, slot=1))  # its schedule
+        assert not await can_publish(b, events.SnapshotTaken(path="m.pkl", snapshot="s", kind="model",
+                                                             sha256="a", size=1))
         assert not await can_publish(b, COMMAND)
         assert not await can_publish(b, DECISION)
     finally:
