@@ -31,6 +31,7 @@ from processors.targets import TargetState
 from processors.verification import VERIFY_REASON, VerifyMixin
 
 # people's decisions the matcher follows (holds, approvals): a rebuild reads them too
+_NEVER = float("inf")
 OPERATOR_TYPES = frozenset({"hold_added", "hold_released", "approval_granted", "approval_denied"})
 
 
@@ -69,6 +70,7 @@ class Matcher(PeopleMixin, VerifyMixin):
         self.deadlines: list[tuple[float, str, str, str]] = []  # (deadline, command, playbook, target)
         self.verifying: dict[str, tuple[str, str]] = {}  # command awaiting proof -> (playbook, target)
         self.out: list[Event] = []
+        self.due_at = _NEVER  # the earliest time something runs out (see `due`)
         self.emit = True
         self.counts = {"events": 0, "matched": 0, "commands": 0, "suppressed": 0, "observed": 0,
                        "requested": 0}
@@ -95,14 +97,15 @@ class Matcher(PeopleMixin, VerifyMixin):
     def process(self, ev: Event) -> None:
         """Apply one event of the log."""
         self.counts["events"] += 1
-        t = ev.time.timestamp()
-        if self._soonest() < t:
-            self.expire(t)
-        watchers = self.gate_watch.get(ev.data.TYPE)
+        data = ev.data
+        kind = data.TYPE
+        if self.due_at != _NEVER and self.due_at < ev.time.timestamp():
+            self.expire(ev.time.timestamp())
+        watchers = self.gate_watch.get(kind)
         if watchers is not None:  # before matching: a gate judging this event's match knows it
             for g in watchers:
                 g.see(ev)
-        pbs = self.by_type.get(ev.data.TYPE)
+        pbs = self.by_type.get(kind)
         if pbs is not None:
             for p in pbs:
                 if p.pred(ev):
@@ -111,16 +114,16 @@ class Matcher(PeopleMixin, VerifyMixin):
                     st = self.state[p.name].get(p.target(ev))
                     if st is not None and st.since is not None:
                         st.reset_episode()  # the condition stopped holding: `for` starts over
-        category = ev.data.CATEGORY
+        category = data.CATEGORY
         if category == "decision":
             self._learn(ev)
         elif category == "operator":
             self._operator(ev)
-        elif ev.data.TYPE == "condition_cleared":
+        elif kind == "condition_cleared":
             self._cleared(ev)
-        elif ev.data.TYPE == "command_failed" and self.verifying:
+        elif kind == "command_failed" and self.verifying:
             self._result_failed(ev)
-        if self.verify_watch and ev.data.TYPE in self.verify_watch:
+        if self.verify_watch and kind in self.verify_watch:
             self._verify_event(ev)
 
     def tick(self, now: float) -> None:
@@ -147,14 +150,10 @@ class Matcher(PeopleMixin, VerifyMixin):
             st = self.state[p.name].setdefault(self.host, TargetState())
             self._decide(Proposal(p, None, self.host, self.host, _dt(now), [], reason, render), st)
 
-    def _soonest(self) -> float:
-        """When the next verify deadline, approval or hold runs out."""
-        soonest = self.deadlines[0][0] if self.deadlines else float("inf")
-        if self.approvals.pending:
-            soonest = min(soonest, self.approvals.soonest)
-        if self.holds.holds:
-            soonest = min(soonest, min(h.until.timestamp() for h in self.holds.holds.values()))
-        return soonest
+    def due(self, at: float) -> None:
+        """Something runs out at `at` (a verify deadline, an approval, a hold): `process`
+        expires it once an event is later (one comparison per event)."""
+        self.due_at = min(self.due_at, at)
 
     # ---------------------------------------------------------------- matching
 
@@ -198,19 +197,24 @@ class Matcher(PeopleMixin, VerifyMixin):
         if first in self.issued or first in self.approvals.pending or first in self.answered:
             st.reset_episode()
             return  # done already (learnt from the log): never twice
-        reason = f"{ev.data.TYPE} on {target} matched"
-        if p.for_s and st.since is not None:
-            reason += f", held {fmt(t - st.since)} (for {fmt(p.for_s)})"
-        if p.count and p.within_s:
-            reason += f", {len(cause_ids)} events within {fmt(p.within_s)}"
-        summary = f"{p.name}: {reason}"
+        since = st.since
+
+        def reason() -> str:
+            out = f"{ev.data.TYPE} on {target} matched"
+            if p.for_s and since is not None:
+                out += f", held {fmt(t - since)} (for {fmt(p.for_s)})"
+            if p.count and p.within_s:
+                out += f", {len(cause_ids)} events within {fmt(p.within_s)}"
+            return out
 
         def render() -> list[Planned]:
+            summary = f"{p.name}: {prop.reason}"
             return [Planned(a, first if a.index == 0 else
                             events.derive_id("command", p.name, a.index, *cause_ids),
                             a.params(ev, summary)) for a in p.actions]
 
-        self._decide(Proposal(p, ev, target, ev.host, ev.time, cause_ids, reason, render), st)
+        prop = Proposal(p, ev, target, ev.host, ev.time, cause_ids, reason, render, t)
+        self._decide(prop, st)
 
     def _decide(self, prop: Proposal, st: TargetState) -> None:
         """Ask the gates in order; the first refusal is recorded, else the mode decides."""
@@ -368,6 +372,16 @@ class Matcher(PeopleMixin, VerifyMixin):
 
     def expire(self, now: float) -> None:
         """Everything whose time ran out before `now`: verifies fail, approvals expire, holds end."""
+        self.due_at = _NEVER  # found again below from what is left
+        try:
+            self._expire(now)
+        finally:
+            for at in (self.deadlines[0][0] if self.deadlines else None, self.approvals.soonest,
+                       min((h.until.timestamp() for h in self.holds.holds.values()), default=None)):
+                if at is not None:
+                    self.due(at)
+
+    def _expire(self, now: float) -> None:
         while self.deadlines and self.deadlines[0][0] < now:
             deadline, cid, name, target = heapq.heappop(self.deadlines)
             self._fail(name, cid, target, deadline, None)

@@ -43,3 +43,6 @@ class MatcherBase:
 
     def _refuse(self, prop: Proposal, st: TargetState, r: Refusal) -> None:
         raise NotImplementedError
+
+    def due(self, at: float) -> None:
+        raise NotImplementedError

@@ -40,6 +40,7 @@ class PeopleMixin(MatcherBase):
 
     def _pending(self, req: Request) -> None:
         self.approvals.add(req)
+        self.due(req.expires)
         st = self.state[req.playbook].setdefault(req.target, TargetState())
         st.approval = req.command_id
         st.reset_episode()
@@ -58,6 +59,8 @@ class PeopleMixin(MatcherBase):
         d = ev.data
         if isinstance(d, (events.HoldAdded, events.HoldReleased)):
             self.holds.apply(ev)
+            if isinstance(d, events.HoldAdded):
+                self.due(d.until.timestamp())
             if isinstance(d, events.HoldReleased):
                 self.unrecorded.pop(d.hold_id, None)
         elif isinstance(d, events.ApprovalGranted):

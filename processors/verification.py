@@ -27,6 +27,7 @@ class VerifyMixin(MatcherBase):
         assert p.verify_within_s
         st.verify = Pending(cid, t + p.verify_within_s, cause)
         heapq.heappush(self.deadlines, (t + p.verify_within_s, cid, p.name, target))
+        self.due(t + p.verify_within_s)
         self.verifying[cid] = (p.name, target)
 
     def _cleared(self, ev: Event) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from grace import holds
@@ -49,26 +48,37 @@ class Planned:
     params: dict[str, Any]
 
 
-@dataclass
 class Proposal:
-    """A playbook that matched (or a timer that is due), before the gates."""
+    """A playbook that matched (or a timer that is due), before the gates. One is made per
+    match, so it is a plain slotted class and its commands are rendered only when asked."""
 
-    playbook: Playbook
-    event: Event | None  # the finding that matched; None: a timer, or an approved command
-    target: str
-    host: str
-    at: datetime
-    cause_ids: list[str]
-    reason: str
-    render: Callable[[], list[Planned]]  # the commands, rendered only when a gate or mode asks
+    __slots__ = ("playbook", "event", "target", "host", "at", "t", "cause_ids", "_reason",
+                 "_render", "_planned")
 
-    @cached_property
-    def planned(self) -> list[Planned]:
-        return self.render()
+    def __init__(self, playbook: Playbook, event: Event | None, target: str, host: str,
+                 at: datetime, cause_ids: list[str], reason: str | Callable[[], str],
+                 render: Callable[[], list[Planned]], t: float | None = None) -> None:
+        self.playbook = playbook
+        self.event = event  # the finding that matched; None: a timer, or an approved command
+        self.target, self.host, self.at = target, host, at
+        self.t = at.timestamp() if t is None else t
+        self.cause_ids = cause_ids
+        self._reason = reason  # why it matched (written only when a gate or mode asks)
+        self._render: Callable[[], list[Planned]] = render
+        self._planned: list[Planned] | None = None
 
     @property
-    def t(self) -> float:
-        return self.at.timestamp()
+    def reason(self) -> str:
+        if not isinstance(self._reason, str):
+            self._reason = self._reason()
+        return self._reason
+
+    @property
+    def planned(self) -> list[Planned]:
+        """The commands it would send, rendered on first use."""
+        if self._planned is None:
+            self._planned = self._render()
+        return self._planned
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ class Cooldown(Gate):
         p = prop.playbook
         if not p.cooldown_s or st.last_action is None or prop.t - st.last_action >= p.cooldown_s:
             return None
+        key = f"cooldown:{st.last_command}"
+        if key in st.said:
+            return Refusal("cooldown", "", key)  # recorded already: no need to say why again
         return Refusal("cooldown", f"last action {st.last_command} {fmt(prop.t - st.last_action)} "
-                                   f"ago; cooldown {fmt(p.cooldown_s)}",
-                       key=f"cooldown:{st.last_command}")
+                                   f"ago; cooldown {fmt(p.cooldown_s)}", key=key)

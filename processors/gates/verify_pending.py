@@ -16,5 +16,8 @@ class VerifyPending(Gate):
     def check(self, prop: Proposal, st: TargetState) -> Refusal | None:
         if st.verify is None or prop.event is None:
             return None  # a timer fires on its slot whatever its last run's verify says
+        key = f"verify:{st.verify.command_id}"
+        if key in st.said:
+            return Refusal("verify_pending", "", key)  # recorded already
         return Refusal("verify_pending", f"waiting for {st.verify.command_id} to be verified",
-                       key=f"verify:{st.verify.command_id}")
+                       key=key)
