@@ -185,8 +185,9 @@ async def test_holds_on_other_kernels_instances_or_hosts_do_not_stop_a_restart(
         await add_hold(b, host, "kernel:reporter")  # another kernel
         await add_hold(b, host, "host:some-other-host")  # another host
         await add_hold(b, "some-other-host", "kernel:api")  # a kernel hold added for another host
-        await wait_for(lambda: a.feed.covering("worker", 1) is not None, timeout=10)
-        await wait_for(lambda: len(a.feed.book.holds) == 4, timeout=10)
+        # the feed reads the log live in pulls of a few seconds: give it a few pulls
+        await wait_for(lambda: a.feed.covering("worker", 1) is not None, timeout=30)
+        await wait_for(lambda: len(a.feed.book.holds) == 4, timeout=30)
         for name, index in (("worker", 0), ("api", 0)):
             old = running(tmp_path, name)[index]
             os.kill(old, signal.SIGKILL)
