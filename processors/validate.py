@@ -280,7 +280,7 @@ class _Checker:
                     if ev is not None and nulls else ""
                 path = (*at, action.action, key) if key and key in params else (*at, action.action)
                 self.err(f"the actuator would refuse these {action.action} params{when}: "
-                         f"{why}; see the fields of {action.cls.__name__} in grace/events.py",
+                         f"{why}; see the fields of {action.cls.__name__} in grace/events/commands.py",
                          *path)
                 return
 
