@@ -38,7 +38,7 @@ def write_config(root: Path) -> Path:
 
 def start_stage(stage: str, cfg: Path, url: str, root: Path) -> subprocess.Popen[bytes]:
     log = open(root / f"{stage}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "grace.cli", stage, "-c", str(cfg), "--nats", url],
+    return subprocess.Popen([sys.executable, "-m", "grace.app", stage, "-c", str(cfg), "--nats", url],
                             stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -17,7 +17,7 @@ import time
 import psutil
 
 from bench import Benchmark, BenchContext
-from grace import demo
+from grace.app import demo
 from grace.embedded import free_port
 
 WINDOW_S = float(os.environ.get("GRACE_BENCH_IDLE_S", "60"))
@@ -55,7 +55,7 @@ async def run(ctx: BenchContext) -> dict[str, float]:
     cfg.write_text(cfg.read_text().replace("18080", str(free_port())).replace(
         "127.0.0.1:8181", f"127.0.0.1:{free_port()}"))
     log = open(ctx.dir / "up.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=log,
+    proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=log,
                             stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120

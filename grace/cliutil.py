@@ -1,7 +1,7 @@
 """Shared pieces of the `grace` CLI: common options, loading, running coroutines.
 
 Stage packages add their commands through a `register(group)` function in
-their own `cli` module; `grace.cli` lists those modules.
+their own `cli` module; `grace.app.cli` lists those modules.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ class StageProcess:
 
 
 def stage_argv(stage: str, config_path: str | None, nats_url: str, data_dir: Path) -> list[str]:
-    argv = [sys.executable, "-m", "grace.cli", stage, "--nats", nats_url, "--data-dir", str(data_dir)]
+    argv = [sys.executable, "-m", "grace.app", stage, "--nats", nats_url, "--data-dir", str(data_dir)]
     if config_path:
         argv += ["-c", config_path]
     return argv

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import yaml
 
-from grace.cli import main
+from grace.app.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 STAGES = {"produce", "process", "act", "project"}

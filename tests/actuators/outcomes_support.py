@@ -12,7 +12,8 @@ import pytest_asyncio
 
 from grace import bus as bus_mod
 from grace import config as config_mod
-from grace import demo, events, topology
+from grace import events, topology
+from grace.app import demo
 from grace.bus import Bus
 from grace.config import Config
 from processors import stage, validate

@@ -64,13 +64,13 @@ class Running:
             return json.loads(resp.read())  # type: ignore[no-any-return]
 
     def dashboard_file(self) -> dict[str, Any]:
-        out = subprocess.run([sys.executable, "-m", "grace.cli", "dashboard", "--json", "-c",
+        out = subprocess.run([sys.executable, "-m", "grace.app", "dashboard", "--json", "-c",
                               str(self.config)], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)  # type: ignore[no-any-return]
 
     def fault(self, kind: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "grace.cli", "demo", "fault", kind, "-c",
+        out = subprocess.run([sys.executable, "-m", "grace.app", "demo", "fault", kind, "-c",
                               str(self.config)], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         return out.stdout
@@ -122,7 +122,7 @@ def booted(root: Path, cfg: Path) -> Iterator[Running]:
     assert http
     log = root / "up.log"
     out = open(log, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=out,
+    proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
     running = Running(root, cfg, proc, f"http://{http.group(1)}", log)
     deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -279,7 +279,7 @@ def stage_process(up_pid: int, stage: str) -> psutil.Process:
     """The running `stage` (process, act, ...) under the `grace up` of pid `up_pid`."""
     for child in psutil.Process(up_pid).children():
         cmd = child.cmdline()
-        if "grace.cli" in cmd and stage in cmd:
+        if "grace.app" in cmd and stage in cmd:
             return child
     raise AssertionError(f"no {stage} stage under grace up")
 

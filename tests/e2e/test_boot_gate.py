@@ -37,7 +37,7 @@ def broken_system(root: Path, block: bool | None = None) -> Path:
                             f"{str(block).lower()}}}")
         assert "block_boot_on_syntax_error" in text
     cfg.write_text(text)
-    out = subprocess.run([sys.executable, "-m", "grace.cli", "demo", "fault", "syntax-error", "-c",
+    out = subprocess.run([sys.executable, "-m", "grace.app", "demo", "fault", "syntax-error", "-c",
                           str(cfg)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert (root / "src" / BROKEN).is_file()
@@ -79,7 +79,7 @@ async def boot_phases(data_dir: Path) -> list[events.BootPhase]:
 def test_a_syntax_error_stops_boot_at_phase_3(tmp_path: Path) -> None:
     root = tmp_path / "system"
     cfg = broken_system(root)  # the shipped default: block
-    proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)],
+    proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:

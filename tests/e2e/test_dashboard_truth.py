@@ -40,7 +40,7 @@ def make_system(root: Path) -> Path:
 
 def start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=out,
+    proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
     out.close()
     deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -55,7 +55,7 @@ def start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
 
 def read(cfg: Path, at: datetime | None = None) -> dict[str, Any]:
     """`grace dashboard --json --file <data_dir>/dashboard.duckdb`, as an operator runs it."""
-    argv = [sys.executable, "-m", "grace.cli", "dashboard", "--json", "-c", str(cfg),
+    argv = [sys.executable, "-m", "grace.app", "dashboard", "--json", "-c", str(cfg),
             "--file", str(cfg.parent / ".grace" / "dashboard.duckdb")]
     if at is not None:
         argv += ["--at", at.strftime("%Y-%m-%dT%H:%M:%SZ")]

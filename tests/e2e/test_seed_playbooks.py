@@ -191,7 +191,7 @@ async def test_a_latency_spike_scales_the_api_pool(grace_up: Running, log_bus: b
 async def test_cpu_saturation_sheds_load_then_resumes_it(grace_up: Running, log_bus: bus_mod.Bus) -> None:
     # safety.max_pool_restarting (0.5) never lets Grace suspend a whole pool of two or more
     # at once: back to one worker, as after the backlog, before the shed is tried
-    subprocess.run([sys.executable, "-m", "grace.cli", "events", "publish", "scale_workers",
+    subprocess.run([sys.executable, "-m", "grace.app", "events", "publish", "scale_workers",
                     "--data", json.dumps({"kernel": "worker", "to": 1}), "--host", HOST, "-c",
                     str(grace_up.config)], check=True, capture_output=True, timeout=30)
     await eventually(lambda: len(kernel_pids(HOST, "worker")) == 1, timeout=30)

@@ -25,7 +25,7 @@ def test_publish_then_tail_from_start_shows_the_event_decoded(nats_url: str) -> 
     assert pub.returncode == 0, pub.stderr
     assert "published model_corruption" in pub.stdout
     tail = subprocess.Popen(
-        [sys.executable, "-m", "grace.cli", "events", "tail", f"grace.events.trigger.*.{host}",
+        [sys.executable, "-m", "grace.app", "events", "tail", f"grace.events.trigger.*.{host}",
          "--from-start", "--json", "--nats", nats_url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

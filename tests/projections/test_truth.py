@@ -46,7 +46,7 @@ def at(seconds: float) -> datetime:
 
 
 def boot_run(failed: int | None = None, upto: int = 7) -> list[tuple[str, Payload]]:
-    """One `grace up` boot as grace/up.py publishes it: phases 1..upto, `failed` failing."""
+    """One `grace up` boot as grace/app/up.py publishes it: phases 1..upto, `failed` failing."""
     out: list[tuple[str, Payload]] = []
     for n in range(1, upto + 1):
         status = "failed" if n == failed else "completed"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grace.cluster import LocalCluster
+from grace.app.cluster import LocalCluster
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

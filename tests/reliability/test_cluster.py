@@ -8,7 +8,7 @@ import pytest
 
 from grace import bus as bus_mod
 from grace import events, topology
-from grace.cluster import LocalCluster, wait_for_meta_leader
+from grace.app.cluster import LocalCluster, wait_for_meta_leader
 from grace.consume import Delivery, PullConsumer
 from tests.support import wait_for
 

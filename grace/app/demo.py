@@ -134,7 +134,7 @@ def inject(ctx: Context, kind: str) -> str:
             fail("the config names no log file")
         log = cfg.path(cfg.logs[0])
         log.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.Popen([sys.executable, "-c", "import sys; from grace.demo import ramp; "
+        subprocess.Popen([sys.executable, "-c", "import sys; from grace.app.demo import ramp; "
                           "ramp(sys.argv[1], int(sys.argv[2]))", str(log), str(RAMP_S)],
                          start_new_session=True)
         return (f"writing a climbing error rate into {log} for {RAMP_S // 60} min "

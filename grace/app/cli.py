@@ -21,10 +21,10 @@ STAGE_CLI_MODULES = (
     "actuators.cli",
     "projections.cli",
     "control.cli",
-    "grace.up",
-    "grace.ping",
-    "grace.demo",
-    "grace.cluster",
+    "grace.app.up",
+    "grace.app.ping",
+    "grace.app.demo",
+    "grace.app.cluster",
     "grace.auth",
 )
 
