@@ -27,7 +27,7 @@ FAULTS = ("model-corruption", "config-drift", "kill-kernel", "hang-kernel", "que
           "error-ramp")
 CPU_BURN_S = 180  # cpu_saturation needs 3 samples 30 s apart, the playbook another minute
 RAMP_S = 1200  # error-ramp: 20 minutes of a climbing error rate (the trend needs ~16 at 30 s)
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples"  # the repository's examples/
 RUNTIME = {".grace", ".grace_snapshots", "logs", "cache", "__pycache__", ".git"}
 FLAGS = {"slow_health", "leak_memory"}  # fault switches the example kernels read
 EXTERNAL = {"advisories.json"}  # fetched from an advisory feed, not part of the code
