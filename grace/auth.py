@@ -15,8 +15,6 @@ import os
 import secrets
 from pathlib import Path
 
-import click
-
 from grace import topology
 from grace.errors import ConfigError
 
@@ -114,31 +112,3 @@ def server_conf(data_dir: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"nats.auth is on but {path} does not exist: run `grace auth init`") from None
-
-
-@click.group()
-def auth() -> None:
-    """NATS users and permissions per component."""
-
-
-@auth.command("init")
-@click.option("--data-dir", "data_dir", type=click.Path(file_okay=False), envvar="GRACE_DATA_DIR",
-              show_envvar=True, help="Data folder (default: the config's data_dir).")
-@click.option("-c", "--config", "config_path", envvar="GRACE_CONFIG", show_envvar=True)
-@click.option("--force", is_flag=True, help="Replace existing passwords.")
-def auth_init(data_dir: str | None, config_path: str | None, force: bool) -> None:
-    """Write a server config and one user per component; turn on with `nats.auth: true`."""
-    from grace.cliutil import fail, load_context
-
-    try:
-        ctx = load_context(config_path, None, data_dir)
-        folder = init(ctx.data_dir, force)
-    except ConfigError as exc:
-        fail(str(exc))
-        return
-    click.echo(f"wrote {folder / 'server.conf'} and {folder / 'users.json'} (mode 0600): users "
-               f"{', '.join(ROLES)}. Set nats.auth: true; an external server must include server.conf.")
-
-
-def register(group: click.Group) -> None:
-    group.add_command(auth)

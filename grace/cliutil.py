@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 import msgspec
 
+from grace import auth
 from grace import config as config_mod
 from grace.bus import Bus, connect_and_ensure, resolve_url
 from grace.errors import ExitCode, GraceError
@@ -76,8 +77,6 @@ class Context:
         creds = str(self.cfg.path(self.cfg.nats.credentials)) if self.cfg.nats.credentials else None
         user = password = None
         if self.cfg.nats.auth:
-            from grace import auth
-
             user, password = auth.credentials(self.data_dir, component)
         return await connect_and_ensure(
             self.url(), host=self.cfg.host, source=f"grace/{self.cfg.host}/{component}",

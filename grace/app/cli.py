@@ -25,7 +25,7 @@ STAGE_CLI_MODULES = (
     "grace.app.ping",
     "grace.app.demo",
     "grace.app.cluster",
-    "grace.auth",
+    "grace.app.auth_cli",
 )
 
 
