@@ -1,35 +1,22 @@
-"""The `grace` command. Stage commands come from each stage's own `cli` module."""
+"""The `grace` command. Stage commands come from each stage's own `cli` module (grace.app.commands)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import sys
 
 import click
 
 from grace import __version__, events
+from grace.app.commands import CommandLoadError, GraceGroup, import_part
 from grace.cliutil import (fail, guarded, load_context, run, run_until_signal, setup_logging,
                            stage_options)
 from grace.errors import EventError
 
-# Each module exposes `register(group: click.Group) -> None`.
-STAGE_CLI_MODULES = (
-    "producers.cli",
-    "processors.cli",
-    "actuators.cli",
-    "projections.cli",
-    "control.cli",
-    "grace.app.up",
-    "grace.app.ping",
-    "grace.app.demo",
-    "grace.app.cluster",
-    "grace.app.auth_cli",
-)
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=GraceGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="grace")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (or set GRACE_LOG_LEVEL).")
 def main(verbose: bool) -> None:
@@ -117,8 +104,10 @@ def events_publish(type_name: str, data_json: str, host: str | None, event_id: s
 @click.option("--runs", default=3, show_default=True, help="Runs per benchmark; the median is reported.")
 def bench(as_json: bool, only: tuple[str, ...], runs: int) -> None:
     """Measure Grace's speed on this machine (see bench/)."""
-    from bench import run_all
-
+    try:
+        run_all = import_part("bench", "the benchmarks (grace bench)").run_all
+    except CommandLoadError as exc:
+        fail(str(exc), exc.exit_code)
     figures = run_all(only=only, runs=runs, progress=not as_json)
     if as_json:
         click.echo(json.dumps(figures, sort_keys=True))
@@ -126,19 +115,6 @@ def bench(as_json: bool, only: tuple[str, ...], runs: int) -> None:
         for key in sorted(figures):
             click.echo(f"{key:<28} {figures[key]}")
 
-
-def _register_stage_commands() -> None:
-    for name in STAGE_CLI_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name in (name, name.rpartition(".")[0]):
-                continue  # that stage has no commands yet
-            raise
-        module.register(main)
-
-
-_register_stage_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
