@@ -42,7 +42,8 @@ def test_a_stage_that_fails_to_import_stops_the_cli_naming_the_stage_and_the_cau
     shim.mkdir(parents=True)
     (shim / "__init__.py").write_text("raise ImportError('simulated: a dependency is missing')\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "shim")}
-    out = subprocess.run([sys.executable, "-m", "grace.app", "--help"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "grace.app", "--help"], check=False,
+                         capture_output=True,
                          text=True, env=env, cwd=tmp_path, timeout=60)
     assert out.returncode == int(ExitCode.ERROR), out.stdout + out.stderr
     assert "control.cli" in out.stderr and "operator control" in out.stderr
@@ -52,7 +53,8 @@ def test_a_stage_that_fails_to_import_stops_the_cli_naming_the_stage_and_the_cau
 
 
 def test_the_cli_lists_every_stage_command_when_nothing_is_broken(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "grace.app", "--help"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "grace.app", "--help"], check=False,
+                         capture_output=True,
                          text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
     for name in ("produce", "process", "act", "project", "hold", "up", "ping", "demo", "cluster",
