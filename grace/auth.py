@@ -1,11 +1,11 @@
 """NATS users and permissions, one user per component (`grace auth init`).
 
-Each component may publish only its own subjects: producers write findings and
-checks, the processor writes decisions and commands, the actuator writes results,
-kernel, snapshot and task events, the operator role (holds, approvals, denials: the
-`grace hold`, `grace approve` and `grace deny` commands) writes operator events, the
-projector and viewers write nothing to the log. Only the admin user (grace up, the CLI's publish) may create streams.
-The embedded server loads the generated block when `nats.auth: true`.
+Each component may publish only its own subjects, as topology.EVENT_PUBLISHERS says: producers
+write findings and checks, the processor decisions and commands, the actuator results, kernel,
+snapshot and task events, the operator role (`grace hold`, `grace approve`, `grace deny`) operator
+events; the projector and viewers write nothing to the log. Only the admin user (grace up, the
+CLI's publish) may create streams. The embedded server loads the generated block when
+`nats.auth: true`. A component name without a role is an error, never admin.
 """
 
 from __future__ import annotations
@@ -22,42 +22,42 @@ JS_READ = ["$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.STREAM.NAMES", "$JS
            "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>", "$JS.API.CONSUMER.INFO.>",
            "$JS.API.CONSUMER.MSG.NEXT.>", "$JS.API.CONSUMER.DELETE.>", "$JS.API.STREAM.MSG.GET.>",
            "$JS.API.DIRECT.GET.>"]
-COMMON = ["grace.heartbeat.>", "grace.rejected.>", "$JS.ACK.>", *JS_READ]
+COMMON = [topology.HEARTBEATS_ALL, topology.REJECTED_ALL, "$JS.ACK.>", *JS_READ]
 
-
-def _events(*categories: str) -> list[str]:
-    return [topology.event_filter(c, "*", "*") for c in categories]
-
-
-# role -> subjects it may publish to; every role may subscribe to inboxes and heartbeats
-ROLES: dict[str, list[str]] = {
-    # snapshot_due: the producers' schedule of snapshots.every (the actuator takes the copies)
-    "producer": [*_events("trigger", "check", "stage"),
-                 topology.event_filter("snapshot", "snapshot_due", "*"),
-                 f"$KV.{topology.STATE_BUCKET}.>", *COMMON],
-    # the processor records a hold's expiry (hold_released, via expiry)
-    "processor": [*_events("decision"), topology.event_filter("operator", "hold_released", "*"),
-                  topology.COMMANDS_ALL, *COMMON],
-    "actuator": [*_events("result", "kernel", "snapshot", "task", "stage"), topology.TASKS_ALL,
-                 f"$KV.{topology.INTENTS_BUCKET}.>", *COMMON],
-    "operator": [*_events("operator"), *COMMON],  # holds, approvals, denials: people only
-    "projector": COMMON,
+# Roles outside topology's publishers table, with fixed allow lists. A role for kernels
+# (publishing only their heartbeats, topology.HEARTBEATS_ALL) belongs here.
+FIXED_ROLES: dict[str, list[str]] = {
     "viewer": ["$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.CONSUMER.CREATE.>",
                "$JS.API.CONSUMER.MSG.NEXT.>", "$JS.API.CONSUMER.INFO.>"],
     "admin": [">"],
 }
-SUBSCRIBE = ["_INBOX.>", "grace.heartbeat.>"]
 
-# which role a component (the name a stage connects with) uses
+# role -> subjects it may publish to; every role may subscribe to inboxes and heartbeats
+ROLES: dict[str, list[str]] = {
+    **{role: [*topology.publish_subjects(role), *COMMON] for role in topology.PIPELINE_ROLES},
+    **FIXED_ROLES,
+}
+SUBSCRIBE = ["_INBOX.>", topology.HEARTBEATS_ALL]
+
+# which role a component (the name it connects with: Context.bus(component)) uses
 COMPONENT_ROLE = {"produce": "producer", "process": "processor", "processor": "processor",
                   "act": "actuator", "actuator": "actuator", "project": "projector",
                   "projector": "projector", "tail": "viewer", "dashboard": "viewer", "ping": "viewer",
                   "playbooks-test": "viewer", "replay": "viewer",
-                  "operator": "operator"}
+                  "operator": "operator",
+                  # grace up, grace events publish and snapshot commands, grace demo
+                  "up": "admin", "cli": "admin", "demo": "admin"}
 
 
 def role_of(component: str) -> str:
-    return COMPONENT_ROLE.get(component, "admin")
+    """The role `component` connects as; an unknown name is an error, never admin."""
+    try:
+        return COMPONENT_ROLE[component]
+    except KeyError:
+        raise ConfigError(
+            f"nats.auth is on but component {component!r} has no NATS role (grace.auth."
+            f"COMPONENT_ROLE knows {', '.join(sorted(COMPONENT_ROLE))}): connect with one of those "
+            "names, or add the component to COMPONENT_ROLE with the least role it needs") from None
 
 
 def auth_dir(data_dir: Path) -> Path:

@@ -1,7 +1,8 @@
 """The NATS topology, declared once: streams, subjects, consumers, KV buckets.
 
 Every subject string Grace uses is built here; no other module formats one.
-Who publishes and who consumes what:
+Who publishes and who consumes what (EVENT_PUBLISHERS below is the authority on publishing;
+grace.auth derives each role's NATS permissions from it):
 
     producers   -> grace.events.trigger.* / check.* / stage.*      (GRACE_EVENTS)
     processors  <- GRACE_EVENTS (durable "processor")
@@ -78,6 +79,61 @@ def heartbeat_subject(host: str, name: str) -> str:
 
 def heartbeat_filter(host: str = "*") -> str:
     return f"grace.heartbeat.{host}.*"
+
+
+# --- who publishes what ---------------------------------------------------------------------
+# One NATS user (a role) per kind of component; grace.auth turns this table into the permissions
+# of `grace auth init`. "admin" is `grace up` (boot phases, the stage watchdog) and the operator's
+# `grace events publish`; it may publish anything anyway.
+
+# event category -> the one role that publishes it
+EVENT_PUBLISHERS: dict[str, str] = {
+    "trigger": "producer",
+    "check": "producer",
+    "decision": "processor",
+    "command": "processor",  # on grace.commands.<host>.<action>, not the event log's subjects
+    "result": "actuator",
+    "kernel": "actuator",
+    "snapshot": "actuator",
+    "task": "actuator",  # fix_task on grace.tasks.<host>.<kind>, fix_report in the log
+    "operator": "operator",  # holds, approvals, denials: people, through grace hold|approve|deny
+    "boot": "admin",
+    "stage": "admin",  # grace up's stage watchdog
+}
+
+# roles whose permissions are derived from this table (viewer and admin are fixed in grace.auth)
+PIPELINE_ROLES: tuple[str, ...] = ("producer", "processor", "actuator", "operator", "projector")
+
+# what a role publishes beyond the categories it owns: single event types of another role's
+# category, and the KV bucket it writes
+ROLE_EXTRA_SUBJECTS: dict[str, tuple[str, ...]] = {
+    # snapshot_due: the schedule of snapshots.every (the actuator takes the copies); stage: the
+    # monitor's own watchdog_started/stopped (tier 1)
+    "producer": (event_filter("snapshot", "snapshot_due"), event_filter("stage"),
+                 f"$KV.{STATE_BUCKET}.>"),
+    # hold_released: the processor records a hold's expiry
+    "processor": (event_filter("operator", "hold_released"),),
+    # stage: the kernel supervisor's watchdog_started/stopped (tier 2)
+    "actuator": (event_filter("stage"), f"$KV.{INTENTS_BUCKET}.>"),
+    "operator": (),
+    "projector": (),  # reads only
+}
+
+
+def category_subjects(category: str) -> tuple[str, ...]:
+    """The subjects events of `category` are published on (see grace.bus.Bus.subject_of)."""
+    if category == "command":
+        return (COMMANDS_ALL,)
+    if category == "task":
+        return (event_filter("task"), TASKS_ALL)
+    return (event_filter(category),)
+
+
+def publish_subjects(role: str) -> tuple[str, ...]:
+    """Every subject a pipeline role publishes to: its categories', then its extras."""
+    owned = [s for category, owner in EVENT_PUBLISHERS.items() if owner == role
+             for s in category_subjects(category)]
+    return (*owned, *ROLE_EXTRA_SUBJECTS[role])
 
 
 def actuator_consumer(host: str) -> str:
