@@ -26,7 +26,8 @@ import pytest
 import pytest_asyncio
 
 from grace import bus as bus_mod
-from grace import cliutil, demo, events, kernelstate, topology
+from grace import cliutil, events, kernelstate, topology
+from grace.app import demo
 from grace.embedded import free_port, read_url
 from grace.logwatch import LogWatcher, last_seq
 

@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from grace import bus as bus_mod
-from grace import config, demo, events, topology
+from grace import config, events, topology
+from grace.app import demo
 from grace.embedded import EmbeddedServer, read_url
 from tests.e2e.conftest import booted, shipped_copy
 from tests.processors.support import stored

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from grace import cliutil, config, demo, kernelstate
+from grace import cliutil, config, kernelstate
+from grace.app import demo
 from grace.embedded import free_port
 
 INTERVAL_S = 30.0  # examples/grace.yaml: monitor.interval

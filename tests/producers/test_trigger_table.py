@@ -15,7 +15,8 @@ import msgspec
 import psutil
 import pytest
 
-from grace import config, demo, events, protect
+from grace import config, events, protect
+from grace.app import demo
 from grace.bus import Bus
 from producers.base import Check, CheckResult, Env, make_env
 from producers.config_drift import ConfigDrift
