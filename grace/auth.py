@@ -4,7 +4,8 @@ Each component may publish only its own subjects: producers write findings and
 checks, the processor writes decisions and commands, the actuator writes results,
 kernel, snapshot and task events, the operator role (holds, approvals, denials: the
 `grace hold`, `grace approve` and `grace deny` commands) writes operator events, the
-projector and viewers write nothing to the log. Only the admin user (grace up, the CLI's publish) may create streams.
+projector and viewers write nothing to the log, kernels (the supervised services)
+publish only their heartbeats and subscribe only to inboxes. Only the admin user (grace up, the CLI's publish) may create streams.
 The embedded server loads the generated block when `nats.auth: true`.
 """
 
@@ -47,15 +48,19 @@ ROLES: dict[str, list[str]] = {
     "viewer": ["$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.CONSUMER.CREATE.>",
                "$JS.API.CONSUMER.MSG.NEXT.>", "$JS.API.CONSUMER.INFO.>"],
     "admin": [">"],
+    # kernels (the services Grace supervises) send heartbeats only; one user for every host
+    "kernel": [topology.heartbeat_publish("*")],
 }
 SUBSCRIBE = ["_INBOX.>", "grace.heartbeat.>"]
+# roles that subscribe to other than SUBSCRIBE
+SUBSCRIBE_OF: dict[str, list[str]] = {"admin": [">"], "kernel": ["_INBOX.>"]}
 
 # which role a component (the name a stage connects with) uses
 COMPONENT_ROLE = {"produce": "producer", "process": "processor", "processor": "processor",
                   "act": "actuator", "actuator": "actuator", "project": "projector",
                   "projector": "projector", "tail": "viewer", "dashboard": "viewer", "ping": "viewer",
                   "playbooks-test": "viewer", "replay": "viewer",
-                  "operator": "operator"}
+                  "operator": "operator", "kernel": "kernel"}
 
 
 def role_of(component: str) -> str:
@@ -71,7 +76,7 @@ def server_block(users: dict[str, str]) -> str:
     entries = []
     for role, password in users.items():
         allow_pub = json.dumps(ROLES[role])
-        allow_sub = json.dumps([">"] if role == "admin" else SUBSCRIBE)
+        allow_sub = json.dumps(SUBSCRIBE_OF.get(role, SUBSCRIBE))
         entries.append(f'    {{user: "{role}", password: "{password}", permissions: '
                        f"{{publish: {{allow: {allow_pub}}}, subscribe: {{allow: {allow_sub}}}}}}}")
     return "authorization {\n  users: [\n" + ",\n".join(entries) + "\n  ]\n}\n"
@@ -104,6 +109,9 @@ def credentials(data_dir: Path, component: str) -> tuple[str, str]:
         raise ConfigError(f"nats.auth is on but {users_file} does not exist: run `grace auth init`"
                           ) from None
     role = role_of(component)
+    if role not in users:
+        raise ConfigError(f"{users_file} has no user for role {role!r} (written before that role "
+                          "existed): run `grace auth init --force` and restart Grace")
     return role, users[role]
 
 
