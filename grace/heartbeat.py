@@ -17,6 +17,7 @@ writes them, `start` reads them):
     GRACE_HOST, GRACE_KERNEL, GRACE_INSTANCE, GRACE_HEARTBEAT_INTERVAL
 
 Without a URL it warns and does nothing, so a service runs the same outside Grace.
+A kernel that uses NATS for its own work connects with `nats.connect(**nats_options())`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import nats
 from nats.aio.client import Client
@@ -216,6 +217,24 @@ def connection_from_env(url: str | None = None) -> Connection | None:
         tls = TlsFiles(env.get("GRACE_NATS_CA"), env.get("GRACE_NATS_CERT"), env.get("GRACE_NATS_KEY"))
     return Connection(url, env.get("GRACE_NATS_USER") or None, env.get("GRACE_NATS_PASSWORD") or None,
                       env.get("GRACE_NATS_CREDS") or None, tls)
+
+
+class NatsOptions(TypedDict):
+    servers: list[str]
+    user: str | None
+    password: str | None
+    user_credentials: str | None
+    tls: ssl.SSLContext | None
+
+
+def nats_options(url: str | None = None) -> NatsOptions:
+    """`nats.connect` keyword arguments for a kernel's own NATS work, from GRACE_NATS_*:
+    the server list, credentials and TLS the supervisor gave it. Raises KeyError without a URL."""
+    conn = connection_from_env(url)
+    if conn is None:
+        raise KeyError("GRACE_NATS_URL")
+    return {"servers": conn.servers, "user": conn.user, "password": conn.password,
+            "user_credentials": conn.creds, "tls": conn.tls.context() if conn.tls else None}
 
 
 def kernel_env(cfg: Config) -> dict[str, str]:
