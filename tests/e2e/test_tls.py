@@ -18,7 +18,16 @@ from grace import bus as bus_mod
 from grace import demo, events, topology
 from grace.embedded import read_url
 from tests import pki
-from tests.e2e.conftest import Running, _commit, _configure, booted, expect, register, succeeded, watch_from_now
+from tests.e2e.conftest import (
+    Running,
+    _commit,
+    _configure,
+    booted,
+    expect,
+    register,
+    succeeded,
+    watch_from_now,
+)
 from tests.support import wait_for
 
 KERNELS = {"api", "worker", "reporter"}  # the example's kernels that send heartbeats
