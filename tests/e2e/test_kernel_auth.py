@@ -13,7 +13,14 @@ from nats.aio.msg import Msg
 from grace import bus as bus_mod
 from grace import demo, events, topology
 from grace.logwatch import LogWatcher, last_seq
-from tests.e2e.conftest import Running, _commit, _configure, booted, instance_pids, register
+from tests.e2e.conftest import (
+    Running,
+    _commit,
+    _configure,
+    booted,
+    instance_pids,
+    register,
+)
 from tests.support import grace_cmd, wait_for
 
 KERNELS = ("api", "worker", "reporter")  # the example's kernels that send heartbeats
