@@ -39,6 +39,7 @@ import nats
 from nats.aio.client import Client
 
 from grace import topology
+from grace.errors import ConfigError
 
 if TYPE_CHECKING:
     from grace.config import Config
@@ -229,10 +230,11 @@ class NatsOptions(TypedDict):
 
 def nats_options(url: str | None = None) -> NatsOptions:
     """`nats.connect` keyword arguments for a kernel's own NATS work, from GRACE_NATS_*:
-    the server list, credentials and TLS the supervisor gave it. Raises KeyError without a URL."""
+    the server list, credentials and TLS the supervisor gave it. ConfigError without a URL."""
     conn = connection_from_env(url)
     if conn is None:
-        raise KeyError("GRACE_NATS_URL")
+        raise ConfigError("GRACE_NATS_URL is not set: Grace sets it for the kernels it starts; "
+                          "outside Grace, set it to the NATS server's URL")
     return {"servers": conn.servers, "user": conn.user, "password": conn.password,
             "user_credentials": conn.creds, "tls": conn.tls.context() if conn.tls else None}
 

@@ -216,3 +216,17 @@ def test_users_written_before_the_kernel_role_say_to_rerun_auth_init(tmp_path: P
     (folder / "users.json").write_text(json.dumps(users))
     with pytest.raises(ConfigError, match="grace auth init --force"):
         auth.credentials(tmp_path / "data", "kernel")
+
+
+def test_nats_options_for_a_kernels_own_work_come_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch, certs: pki.Pki) -> None:
+    monkeypatch.setenv("GRACE_NATS_URL", "nats://127.0.0.1:1, nats://127.0.0.1:2")
+    monkeypatch.setenv("GRACE_NATS_USER", "kernel")
+    monkeypatch.setenv("GRACE_NATS_PASSWORD", "pw")
+    monkeypatch.setenv("GRACE_NATS_CA", str(certs.ca))
+    opts = heartbeat.nats_options()
+    assert opts["servers"] == ["nats://127.0.0.1:1", "nats://127.0.0.1:2"]
+    assert (opts["user"], opts["password"]) == ("kernel", "pw") and opts["tls"] is not None
+    monkeypatch.delenv("GRACE_NATS_URL")
+    with pytest.raises(ConfigError, match="GRACE_NATS_URL"):
+        heartbeat.nats_options()
