@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from grace import events, kernelstate
+from grace import events, heartbeat, kernelstate
 from grace.config import Config, Kernel
 from grace.errors import ActionError
 from grace.holds import Hold
@@ -61,6 +61,9 @@ class Supervisor:
         self.poll_interval, self.backoff_base, self.backoff_max = poll_interval, backoff_base, backoff_max
         self.log_dir = log_dir or cfg.data_path / "kernels"
         self.instances: dict[str, list[Instance]] = {k.name: [] for k in cfg.kernels}
+        # credentials and TLS files the kernels' heartbeats connect with; read once, so a
+        # missing `grace auth init` fails the actuator's start, not every kernel's heartbeat
+        self.nats_env = heartbeat.kernel_env(cfg) if nats_url else {}
         self.lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -204,6 +207,7 @@ class Supervisor:
                "GRACE_INSTANCE": str(index)}
         if self.nats_url:
             env["GRACE_NATS_URL"] = self.nats_url
+            env.update(self.nats_env)
         if self.state_file is not None:
             env[kernelstate.STATE_ENV] = str(self.state_file)  # lets a restarted actuator find it (_orphans)
         return env

@@ -3,7 +3,8 @@
 Each component may publish only its own subjects, as topology.EVENT_PUBLISHERS says: producers
 write findings and checks, the processor decisions and commands, the actuator results, kernel,
 snapshot and task events, the operator role (`grace hold`, `grace approve`, `grace deny`) operator
-events; the projector and viewers write nothing to the log. Only the admin user (grace up, the
+events; the projector and viewers write nothing to the log; kernels (the supervised
+services) publish only their heartbeats and subscribe only to inboxes. Only the admin user (grace up, the
 CLI's publish) may create streams. The embedded server loads the generated block when
 `nats.auth: true`. A component name without a role is an error, never admin.
 """
@@ -30,7 +31,11 @@ FIXED_ROLES: dict[str, list[str]] = {
     "viewer": ["$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.CONSUMER.CREATE.>",
                "$JS.API.CONSUMER.MSG.NEXT.>", "$JS.API.CONSUMER.INFO.>"],
     "admin": [">"],
+    # kernels (the services Grace supervises) send heartbeats only; one user for every host
+    "kernel": [topology.heartbeat_publish("*")],
 }
+# roles that subscribe to other than SUBSCRIBE
+SUBSCRIBE_OF: dict[str, list[str]] = {"admin": [">"], "kernel": ["_INBOX.>"]}
 
 # role -> subjects it may publish to; every role may subscribe to inboxes and heartbeats
 ROLES: dict[str, list[str]] = {
@@ -44,7 +49,7 @@ COMPONENT_ROLE = {"produce": "producer", "process": "processor", "processor": "p
                   "act": "actuator", "actuator": "actuator", "project": "projector",
                   "projector": "projector", "tail": "viewer", "dashboard": "viewer", "ping": "viewer",
                   "playbooks-test": "viewer", "replay": "viewer",
-                  "operator": "operator",
+                  "operator": "operator", "kernel": "kernel",
                   # grace up, grace events publish and snapshot commands, grace demo
                   "up": "admin", "cli": "admin", "demo": "admin"}
 
@@ -69,7 +74,7 @@ def server_block(users: dict[str, str]) -> str:
     entries = []
     for role, password in users.items():
         allow_pub = json.dumps(ROLES[role])
-        allow_sub = json.dumps([">"] if role == "admin" else SUBSCRIBE)
+        allow_sub = json.dumps(SUBSCRIBE_OF.get(role, SUBSCRIBE))
         entries.append(f'    {{user: "{role}", password: "{password}", permissions: '
                        f"{{publish: {{allow: {allow_pub}}}, subscribe: {{allow: {allow_sub}}}}}}}")
     return "authorization {\n  users: [\n" + ",\n".join(entries) + "\n  ]\n}\n"
@@ -102,6 +107,9 @@ def credentials(data_dir: Path, component: str) -> tuple[str, str]:
         raise ConfigError(f"nats.auth is on but {users_file} does not exist: run `grace auth init`"
                           ) from None
     role = role_of(component)
+    if role not in users:
+        raise ConfigError(f"{users_file} has no user for role {role!r} (written before that role "
+                          "existed): run `grace auth init --force` and restart Grace")
     return role, users[role]
 
 

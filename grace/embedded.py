@@ -7,6 +7,7 @@ One server per data dir: `<data_dir>/nats/` holds its store, config and log, and
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -14,10 +15,12 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from grace.errors import EmbeddedServerError
+from grace.config import Config
+from grace.errors import ConfigError, EmbeddedServerError
 
 READY_LINE = "Server is ready"
 
@@ -65,17 +68,48 @@ def read_url(data_dir: Path) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """TLS for the embedded server: its certificate and key, and a CA that client certificates
+    must be signed by (mutual TLS) when given."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+
+    def block(self) -> str:
+        lines = [f"  cert_file: {json.dumps(str(self.cert))}", f"  key_file: {json.dumps(str(self.key))}"]
+        if self.ca is not None:
+            lines += [f"  ca_file: {json.dumps(str(self.ca))}", "  verify: true"]
+        return "tls {\n" + "\n".join(lines) + "\n}\n"
+
+
+def server_tls(cfg: Config) -> ServerTls | None:
+    """The embedded server's TLS from `nats.tls`: the same certificate serves and identifies
+    Grace's own clients, so it must name 127.0.0.1 and allow server and client use."""
+    t = cfg.nats.tls
+    if t is None:
+        return None
+    if not (t.cert and t.key):
+        raise ConfigError("nats.tls: the embedded server needs nats.tls.cert and nats.tls.key (a "
+                          "certificate for 127.0.0.1); set both, or set nats.url to a server you run "
+                          "with TLS yourself")
+    return ServerTls(cfg.path(t.cert).resolve(), cfg.path(t.key).resolve(),
+                     cfg.path(t.ca).resolve() if t.ca else None)
+
+
 class EmbeddedServer:
     """A nats-server child process with JetStream and a file store under `data_dir/nats`."""
 
     def __init__(self, data_dir: Path | str, port: int | None = None, *, sync: str | None = None,
-                 name: str = "grace", extra_conf: str = "") -> None:
+                 name: str = "grace", extra_conf: str = "", tls: ServerTls | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.dir = self.data_dir / "nats"
         self.port = port
         self.sync = sync
         self.name = name
         self.extra_conf = extra_conf
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
 
@@ -107,7 +141,8 @@ class EmbeddedServer:
         conf.write_text(
             f'server_name: "{self.name}"\nlisten: "127.0.0.1:{self.port}"\n'
             f"max_payload: 1MB\n"
-            f'jetstream {{\n  store_dir: "{store}"{sync}\n}}\n{self.extra_conf}\n')
+            f'jetstream {{\n  store_dir: "{store}"{sync}\n}}\n{self.extra_conf}\n'
+            f"{self.tls.block() if self.tls else ''}")
         return conf
 
     def start(self, timeout: float = 15.0) -> str:

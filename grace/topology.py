@@ -77,6 +77,11 @@ def heartbeat_subject(host: str, name: str) -> str:
     return f"grace.heartbeat.{host}.{name}"
 
 
+def heartbeat_publish(host: str = "*") -> str:
+    """What a kernel on `host` may publish: its heartbeats, whatever the kernel's name."""
+    return f"grace.heartbeat.{host}.>"
+
+
 def heartbeat_filter(host: str = "*") -> str:
     return f"grace.heartbeat.{host}.*"
 

@@ -30,7 +30,7 @@ import click
 from grace import events, topology
 from grace.bus import Bus
 from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
-from grace.embedded import EmbeddedServer
+from grace.embedded import EmbeddedServer, server_tls
 from grace.errors import BootBlocked
 from grace.logwatch import LogWatcher, last_seq
 from grace.stages import STAGES, StageProcess, Watchdog, stage_argv
@@ -209,7 +209,8 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None, obse
             from grace import auth
 
             extra = auth.server_conf(ctx.data_dir)
-        server = EmbeddedServer(ctx.data_dir, ctx.cfg.nats.port, sync=ctx.cfg.nats.sync, extra_conf=extra)
+        server = EmbeddedServer(ctx.data_dir, ctx.cfg.nats.port, sync=ctx.cfg.nats.sync, extra_conf=extra,
+                                tls=server_tls(ctx.cfg))
         ctx.nats_url = server.start()
         click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
 

@@ -31,6 +31,8 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "viewer": ({"$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.CONSUMER.CREATE.>",
                 "$JS.API.CONSUMER.MSG.NEXT.>", "$JS.API.CONSUMER.INFO.>"}, PIPELINE_SUBSCRIBE),
     "admin": ({">"}, {">"}),
+    # kernels (the supervised services) send only their heartbeats
+    "kernel": ({"grace.heartbeat.*.>"}, {"_INBOX.>"}),
 }
 
 USER_LINE = re.compile(r'\{user: "(?P<user>[^"]+)", password: "[^"]*", permissions: '
