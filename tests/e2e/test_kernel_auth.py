@@ -11,7 +11,8 @@ import pytest_asyncio
 from nats.aio.msg import Msg
 
 from grace import bus as bus_mod
-from grace import demo, events, topology
+from grace import events, topology
+from grace.app import demo
 from grace.logwatch import LogWatcher, last_seq
 from tests.e2e.conftest import (
     Running,

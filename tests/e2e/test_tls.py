@@ -15,7 +15,8 @@ import pytest_asyncio
 from nats.aio.msg import Msg
 
 from grace import bus as bus_mod
-from grace import demo, events, topology
+from grace import events, topology
+from grace.app import demo
 from grace.embedded import read_url
 from tests import pki
 from tests.e2e.conftest import (

@@ -20,7 +20,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from grace import auth, config, heartbeat
-from grace.cluster import LocalCluster
+from grace.app.cluster import LocalCluster
 from grace.embedded import EmbeddedServer, ServerTls
 from grace.errors import ConfigError
 from tests import pki
