@@ -16,12 +16,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from actuators import checks
 from grace import events, topology
 from grace.bus import Bus
 from grace.config import Config
 from grace.consume import Delivery, PullConsumer
-
-from actuators import checks
 
 log = logging.getLogger(__name__)
 

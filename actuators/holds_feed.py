@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from nats.js import api
 
@@ -62,7 +62,7 @@ class HoldsFeed:
     # ---------------------------------------------------------------- reading
 
     def _since(self) -> datetime:
-        return self.clock().astimezone(timezone.utc) - timedelta(seconds=self.max_s) - MARGIN
+        return self.clock().astimezone(UTC) - timedelta(seconds=self.max_s) - MARGIN
 
     async def _ensure(self, next_seq: int) -> str:
         cfg = topology.reader_consumer_config(next_seq, topology.event_filter("operator", "*", "*"))
@@ -91,7 +91,7 @@ class HoldsFeed:
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._watch())]
         try:
             await asyncio.wait_for(self._loaded(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("actuator: could not read the holds (hold_added/hold_released) from the log "
                       "within %.0fs; starting kernels as if none were held. Check that NATS is up "
                       "(the connection errors above name its URL); holds apply as soon as the log "

@@ -29,17 +29,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import psutil
 
+from actuators.instances import Instance, load_state, save_state, settle, signal_group
 from grace import events, kernelstate
 from grace.config import Config, Kernel
 from grace.errors import ActionError
 from grace.holds import Hold
-
-from actuators.instances import Instance, load_state, save_state, settle, signal_group
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +314,7 @@ class Supervisor:
                 async with self.lock:
                     self._check_once()
                     self.expire_suspensions()
-            except Exception:  # noqa: BLE001 - the watchdog must keep watching
+            except Exception:  # the watchdog must keep watching
                 log.exception("kernel supervisor: watch cycle failed")
 
     def _check_once(self) -> None:
@@ -366,7 +365,7 @@ class Supervisor:
         if not any(i is inst for i in self.instances[inst.kernel]):  # a slot held at start
             self.instances[inst.kernel].append(inst)
             self.instances[inst.kernel].sort(key=lambda i: i.index)
-        until = hold.until.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        until = hold.until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         verb = "starting" if what == "is held at start" else "restarting"
         log.warning("kernel %s[%d] %s; hold %s (%s, by %s, until %s) covers it: not %s until "
                     "the hold ends", inst.kernel, inst.index, what, hold.hold_id, hold.target,

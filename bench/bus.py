@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import events, topology
 from grace.bus import Bus, chunks
 from grace.consume import Delivery, PullConsumer

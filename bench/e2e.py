@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import events, topology
 from grace.bus import Bus
 from grace.consume import Delivery, PullConsumer

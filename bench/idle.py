@@ -16,7 +16,7 @@ import time
 
 import psutil
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import demo
 from grace.embedded import free_port
 

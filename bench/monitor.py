@@ -24,7 +24,7 @@ import msgspec
 import yaml
 from nats.js import api
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import config, integrity, manifest
 from grace.durations import parse_duration
 from producers.monitor import TriggerMonitor

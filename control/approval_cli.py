@@ -15,11 +15,10 @@ from typing import Any
 
 import click
 
+from control.common import by_option, iso, left, log_state, operator_bus, operator_event, refuse, show, who
+from control.log_state import ApprovalRecord, LogState, read_state
 from grace import events
 from grace.cliutil import Context, guarded, load_context, run, stage_options
-from control.common import (by_option, iso, left, log_state, operator_bus, operator_event,
-                            refuse, show, who)
-from control.log_state import ApprovalRecord, LogState, read_state
 
 
 def decision_id(command_id: str) -> str:

@@ -10,11 +10,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from control.log_state import LogState, read_state
 from grace import events
 from grace.bus import Bus
 from grace.cliutil import Context, fail
 from grace.errors import ExitCode
-from control.log_state import LogState, read_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -25,7 +25,7 @@ async def main() -> None:
     while True:
         try:
             msgs = await sub.fetch(10, timeout=1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         for msg in msgs:
             await asyncio.sleep(0.05)  # the work

@@ -48,7 +48,7 @@ _ack_decoder = msgspec.json.Decoder(PubAck)
 class _Window:
     """Acks outstanding for one pipelined batch of publishes."""
 
-    __slots__ = ("acks", "left", "done")
+    __slots__ = ("acks", "done", "left")
 
     def __init__(self, n: int) -> None:
         self.acks: list[PubAck | None] = [None] * n
@@ -135,7 +135,7 @@ class Bus:
                     await self.nc.publish_raw(subject, payload, reply=f"{prefix}{i}",
                                               headers=header_block({"Nats-Msg-Id": msg_id}))
                 await asyncio.wait_for(asyncio.shield(win.done), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise BusError(f"{win.left} of {len(part)} publishes got no broker ack within "
                                f"{timeout:.0f}s; retry (ids dedupe)") from None
             finally:
@@ -213,7 +213,7 @@ async def _probe(url: str, timeout: float) -> None:
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             last = exc
             continue
         writer.close()
@@ -273,8 +273,7 @@ async def connect_and_ensure(url: str, *, host: str, source: str, replicas: int 
             try:
                 await topology.ensure_topology(bus.js, replicas)
                 return bus
-            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError,
-                    nats.errors.NoRespondersError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError) as exc:
                 if loop.time() > deadline:
                     raise BusError(
                         f"NATS at {url} accepted the connection but JetStream did not answer within "

@@ -20,11 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from grace.fastnats import RawMsg, status_of
-
 from grace import events
 from grace.bus import Bus
 from grace.errors import BusError, EventError
+from grace.fastnats import RawMsg, status_of
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +127,9 @@ class PullConsumer(Generic[T]):
         for attempt in range(attempts):
             try:
                 return await self.ensure(self.next_seq)
-            except (BusError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (TimeoutError, BusError, ConnectionError) as exc:
                 err: Exception = exc
-            except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types
+            except Exception as exc:  # nats-py raises several unrelated types
                 if type(exc).__module__.split(".")[0] != "nats":
                     raise
                 err = exc
@@ -190,7 +189,7 @@ class PullConsumer(Generic[T]):
                     wait = min(self.expires / 2, 5.0)
                     try:
                         await asyncio.wait_for(self._wake.wait(), wait)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                     continue
                 take = min(len(self._buf), self.batch)
@@ -251,7 +250,7 @@ class PullConsumer(Generic[T]):
             try:
                 await self.handler(good)
                 break
-            except (BusError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (TimeoutError, BusError, ConnectionError) as exc:
                 log.warning("%s: bus error while handling %d messages, retrying in %.1fs: %r",
                             self.stage, len(good), delay, exc)
                 await asyncio.sleep(delay)
@@ -269,7 +268,7 @@ class PullConsumer(Generic[T]):
         for d in good:
             try:
                 await self.handler([d])
-            except (BusError, asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, BusError, ConnectionError):
                 raise
             except Exception as exc:  # noqa: BLE001 - poison message: keep it, say why
                 raw = events.encode(d.item) if isinstance(d.item, events.Event) else b""

@@ -18,7 +18,7 @@ import select
 import socket
 import threading
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlparse
 
 from grace import topology
@@ -51,7 +51,7 @@ class Heartbeater:
             self._thread.join(timeout)
 
     def _payload(self) -> bytes:
-        t = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        t = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         return json.dumps({"name": self.name, "kind": "kernel", "pid": os.getpid(), "time": t,
                            "seq": self.sent, "instance": self.instance}).encode()
 

@@ -117,7 +117,7 @@ class Watchdog:
             await self._check()
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         await self.publish(events.WatchdogStopped(name="stage-watchdog", tier=3))
 

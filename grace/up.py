@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def _held_at_boot(seen: list[events.Event]) -> str:
     """The boot line's note on kernels not started because a hold covers them."""
     held = [e.data for e in seen if isinstance(e.data, events.KernelHeld)]
     return "; ".join(f"{d.kernel}[{d.instance}] held by hold {d.hold_id} ({d.target}, by {d.by}, "
-                     f"until {d.until.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}): starts when the hold ends"
+                     f"until {d.until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}): starts when the hold ends"
                      for d in held)
 
 
@@ -133,7 +133,7 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(projecting.wait(), STAGE_UP_TIMEOUT_S)
                 raise
-            except Exception as exc:  # noqa: BLE001 - a failed phase is reported, boot goes on
+            except Exception as exc:  # a failed phase is reported, boot goes on
                 log.exception("boot phase %d failed", n)
                 await boot.phase(n, "failed", repr(exc))
         await boot.phase(5, "started")

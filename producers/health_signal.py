@@ -21,7 +21,7 @@ began), so a freshly restarted instance is not reported before it could speak.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -175,4 +175,4 @@ def _later(a: float | None, b: float) -> float:
 
 def _wall(at: float, now: float) -> datetime:
     """A clock reading as a UTC time (the clock may be injected, so go by the difference)."""
-    return datetime.now(timezone.utc) - timedelta(seconds=max(0.0, now - at))
+    return datetime.now(UTC) - timedelta(seconds=max(0.0, now - at))

@@ -80,5 +80,5 @@ async def watch(cfg: Config, on_change: OnChange, stop: asyncio.Event) -> None:
         routed = route(cfg, {Path(p).resolve() for _, p in changes})
         try:
             await on_change(routed)  # possibly empty: the monitor counts every batch
-        except Exception:  # noqa: BLE001 - the periodic cycle still covers it
+        except Exception:  # the periodic cycle still covers it
             log.exception("reacting to a file change failed")

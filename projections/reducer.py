@@ -161,7 +161,7 @@ class Reducer:
 
 
 _KEY_FIELDS: dict[str, tuple[str, ...]] = {
-    t: getattr(events.PAYLOAD_CLASSES[t], "KEY_FIELDS") for t in events.TRIGGER_TYPES}
+    t: events.PAYLOAD_CLASSES[t].KEY_FIELDS for t in events.TRIGGER_TYPES}
 _key_cache: dict[tuple[Any, ...], str] = {}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,13 @@ class ProjectionError(GraceError):
 
 def utcnow() -> datetime:
     """Wall clock, UTC, without zone (the TIMESTAMP columns' convention)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def naive_utc(t: datetime | None) -> datetime | None:
     if t is None or t.tzinfo is None:
         return t
-    return t.astimezone(timezone.utc).replace(tzinfo=None)
+    return t.astimezone(UTC).replace(tzinfo=None)
 
 
 def sql_str(value: str) -> str:
@@ -227,7 +227,7 @@ class Store:
 
 def quarantine(path: Path, reason: str) -> Path:
     """Set a live file aside (never delete it): `<name>.corrupt-<timestamp>`; returns the new path."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     dest = path.with_name(f"{path.name}.corrupt-{stamp}")
     os.replace(path, dest)
     wal = path.with_name(path.name + ".wal")

@@ -13,11 +13,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from grace import events
-from grace.errors import ActionError
-
 from actuators import checks
 from actuators.actions.base import Action, ActionContext, Details, Target
+from grace import events
+from grace.errors import ActionError
 
 PACKAGE_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 VERSION_RE = re.compile(r"^[0-9]+(?:\.[0-9A-Za-z]+){0,10}$")

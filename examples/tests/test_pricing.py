@@ -3,7 +3,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from shop.pricing import total  # noqa: E402
+from shop.pricing import total
 
 
 def test_total_applies_discount():

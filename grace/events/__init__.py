@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any, ClassVar, Literal, Union
 
 import msgspec
 
 from grace.events.base import MAX_PAYLOAD, SPECVERSION, Payload  # noqa: F401 - part of the contract
 from grace.events.commands import *  # noqa: F403 - the contract is one namespace: events.X
+from grace.events.commands import Command
 from grace.events.decisions import *  # noqa: F403
 from grace.events.findings import *  # noqa: F403
-from grace.events.system import *  # noqa: F403
-from grace.events.commands import Command
 from grace.events.findings import Trigger
+from grace.events.system import *  # noqa: F403
 
 # ---------------------------------------------------------------- heartbeats (core NATS, not the log)
 
@@ -103,7 +103,7 @@ EVENT_CLASSES: dict[str, type[Event]] = {
 COMMAND_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Command))
 TRIGGER_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Trigger))
 # the findings that report a problem: counted as issues on the dashboard, each routed or record-only
-PROBLEM_TYPES = frozenset(t for t in TRIGGER_TYPES if getattr(PAYLOAD_CLASSES[t], "PROBLEM"))
+PROBLEM_TYPES = frozenset(t for t in TRIGGER_TYPES if PAYLOAD_CLASSES[t].PROBLEM)
 
 AnyEvent = Union[tuple(EVENT_CLASSES.values())]  # type: ignore[valid-type]
 
@@ -114,7 +114,7 @@ _envelope_decoder = msgspec.json.Decoder(Envelope)
 
 def now() -> datetime:
     """The current time, UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def finding_key(data: Trigger) -> dict[str, str]:

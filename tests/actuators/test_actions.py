@@ -8,10 +8,9 @@ import msgspec
 import psutil
 import pytest
 
-from grace import events, manifest
-
 from actuators import snapshots
 from actuators.intents import Intent
+from grace import events, manifest
 from tests.actuators.conftest import World
 from tests.actuators.helpers import results_for
 
@@ -173,4 +172,4 @@ def test_every_command_type_has_an_action() -> None:
     from actuators.actions import ACTIONS
 
     assert set(ACTIONS) == set(events.COMMAND_TYPES)
-    assert all(a.params.TYPE == name for name, a in ACTIONS.items())
+    assert all(name == a.params.TYPE for name, a in ACTIONS.items())

@@ -6,9 +6,8 @@ import asyncio
 import json
 import sys
 
-from grace import events, topology
-
 from actuators.agent import AgentHandler
+from grace import events, topology
 from tests.actuators.conftest import World
 from tests.actuators.helpers import events_of, make_config
 from tests.support import wait_for
@@ -34,7 +33,7 @@ async def tasks_of(world: World) -> list[events.Event]:
     try:
         for msg in await sub.fetch(10, timeout=2):
             found.append(events.decode(msg.data))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         await sub.unsubscribe()

@@ -23,14 +23,13 @@ import psutil
 import pytest
 import pytest_asyncio
 
+from actuators.holds_feed import HoldsFeed
+from actuators.supervisor import Supervisor
 from grace import bus as bus_mod
 from grace import events
 from grace.bus import Bus
 from grace.config import Config
 from grace.embedded import EmbeddedServer
-
-from actuators.holds_feed import HoldsFeed
-from actuators.supervisor import Supervisor
 from tests.actuators.helpers import kernel, make_config, unique_host
 from tests.support import wait_for
 

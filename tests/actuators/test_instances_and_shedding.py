@@ -8,9 +8,8 @@ from pathlib import Path
 
 import psutil
 
-from grace import events, kernelstate
-
 from actuators.supervisor import Supervisor
+from grace import events, kernelstate
 from tests.actuators.conftest import World
 from tests.actuators.helpers import kernel, make_config
 

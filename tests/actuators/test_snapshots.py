@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from actuators import snapshots
 from grace import events, integrity, manifest
 from grace.errors import ActionError, ConfinementError
-
-from actuators import snapshots
 from tests.actuators.helpers import make_config
 
-T0 = datetime(2025, 11, 15, 7, 30, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 11, 15, 7, 30, 0, tzinfo=UTC)
 
 
 def at(t: datetime):  # noqa: ANN201 - a clock

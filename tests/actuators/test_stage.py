@@ -13,12 +13,10 @@ import psutil
 import pytest
 from nats.js import api
 
+from actuators.intents import IntentStore
 from grace import events, topology
 from grace.bus import Bus
-
-from actuators.intents import IntentStore
-from tests.actuators.helpers import (events_of, kernel, kernel_processes, make_config, ready,
-                                    results_for)
+from tests.actuators.helpers import events_of, kernel, kernel_processes, make_config, ready, results_for
 from tests.support import grace_cmd, wait_for
 
 GRACE = shutil.which("grace", path=str(Path(sys.executable).parent)) or "grace"

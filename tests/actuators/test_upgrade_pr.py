@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from grace import events
-
 from actuators.actions.upgrade_pr import bump
+from grace import events
 from tests.actuators.conftest import World
 
 

@@ -284,6 +284,18 @@ def stage_process(up_pid: int, stage: str) -> psutil.Process:
     raise AssertionError(f"no {stage} stage under grace up")
 
 
-__all__ = ["Running", "all_states", "expect", "eventually", "instance_pids", "kernel_pids",
-           "kernel_states", "of_type", "os", "stage_process",
-           "succeeded", "topology", "watch_from_now"]
+__all__ = [
+    "Running",
+    "all_states",
+    "eventually",
+    "expect",
+    "instance_pids",
+    "kernel_pids",
+    "kernel_states",
+    "of_type",
+    "os",
+    "stage_process",
+    "succeeded",
+    "topology",
+    "watch_from_now",
+]

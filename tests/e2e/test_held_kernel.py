@@ -28,8 +28,15 @@ import pytest
 from grace import bus as bus_mod
 from grace import events
 from grace.embedded import read_url
-from tests.e2e.conftest import (Running, booted, eventually, expect, instance_pids, shipped_copy,
-                                watch_from_now)
+from tests.e2e.conftest import (
+    Running,
+    booted,
+    eventually,
+    expect,
+    instance_pids,
+    shipped_copy,
+    watch_from_now,
+)
 
 pytestmark = pytest.mark.slow
 HOST = "demo"

@@ -17,8 +17,7 @@ import pytest
 
 from grace import bus as bus_mod
 from grace import events
-from tests.e2e.conftest import (Running, all_states, eventually, expect, instance_pids,
-                                watch_from_now)
+from tests.e2e.conftest import Running, all_states, eventually, expect, instance_pids, watch_from_now
 
 pytestmark = pytest.mark.slow
 HOST = "demo"

@@ -21,8 +21,17 @@ import pytest_asyncio
 
 from grace import bus as bus_mod
 from grace import events, topology
-from tests.e2e.conftest import (Running, _bus_of, booted, eventually, expect, instance_pids,
-                                shipped_copy, stage_process, watch_from_now)
+from tests.e2e.conftest import (
+    Running,
+    _bus_of,
+    booted,
+    eventually,
+    expect,
+    instance_pids,
+    shipped_copy,
+    stage_process,
+    watch_from_now,
+)
 from tests.processors.support import stored
 
 pytestmark = pytest.mark.slow

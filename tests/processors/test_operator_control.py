@@ -7,7 +7,7 @@ from datetime import timedelta
 from grace import events
 from processors.gates import Settings
 from processors.matcher import Matcher
-from tests.processors.support import at, commands, ev, gap, matcher, of_type, playbooks, run
+from tests.processors.support import at, commands, ev, matcher, of_type, playbooks, run
 
 RESTART = """
 playbooks:

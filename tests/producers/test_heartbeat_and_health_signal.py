@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from grace import config, events, heartbeat, kernelstate
-from grace.durations import parse_duration
 from grace.bus import Bus
+from grace.durations import parse_duration
 from producers.base import make_env
 from producers.health_signal import HealthSignal
 from producers.state import StateStore

@@ -10,8 +10,8 @@ from typing import ClassVar
 import msgspec
 
 from grace import config
-from grace.durations import parse_duration
 from grace.bus import Bus
+from grace.durations import parse_duration
 from producers.base import CheckResult, Env
 from producers.monitor import TriggerMonitor
 from producers.registry import TRIGGERS

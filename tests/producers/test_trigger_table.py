@@ -71,7 +71,7 @@ async def _until(checks: list[Check], clock: VirtualClock, found: Callable[[Chec
 
 
 def _has(type_: str, **fields: object) -> Callable[[CheckResult], bool]:
-    return lambda r: any(f.TYPE == type_ and all(getattr(f, k) == v for k, v in fields.items())
+    return lambda r: any(type_ == f.TYPE and all(getattr(f, k) == v for k, v in fields.items())
                          for f in r.findings)
 
 

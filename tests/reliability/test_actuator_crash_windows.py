@@ -13,12 +13,11 @@ from pathlib import Path
 
 import psutil
 
+from actuators.supervisor import Supervisor
 from grace import bus as bus_mod
 from grace import config, events, topology
 from grace.embedded import EmbeddedServer
 from grace.kernelstate import STATE_ENV
-
-from actuators.supervisor import Supervisor
 from tests.reliability.pipeline import Stage, data_of, read_log, write_config
 from tests.support import wait_for
 

@@ -182,7 +182,7 @@ async def test_crash_suite_sigkill_every_stage_and_nats_loses_nothing_and_acts_o
     assert sum(kills.values()) == sum(KILLS.values())
     assert not lost and not dup
     assert len(commands) == len(set(commands)) == want
-    assert {c: result_of.get(c, 0) for c in commands} == {c: 1 for c in commands}
+    assert {c: result_of.get(c, 0) for c in commands} == dict.fromkeys(commands, 1)
     assert set(result_of) == set(commands)
     assert len(restarts) == want, [r for r in log if r.type == "command_failed"]
     assert effects == want  # each restart command started exactly one new kernel process
