@@ -93,10 +93,10 @@ class Executor:
     async def _finish(self, ev: events.Event, t0: float, intent: Intent | None, failure: str | None,
                       details: dict[str, Any], skipped: str | None = None) -> events.Event:
         cmd = ev.data
-        common: dict[str, Any] = dict(
-            command_id=ev.id, action=ev.type, playbook=getattr(cmd, "playbook", ""),
-            duration_ms=(time.perf_counter() - t0) * 1000.0, details=details,
-            target=self._target(cmd))
+        common: dict[str, Any] = {
+            "command_id": ev.id, "action": ev.type, "playbook": getattr(cmd, "playbook", ""),
+            "duration_ms": (time.perf_counter() - t0) * 1000.0, "details": details,
+            "target": self._target(cmd)}
         data: events.Result
         if skipped:
             data = events.CommandSkipped(reason=skipped, **common)  # type: ignore[arg-type]

@@ -81,7 +81,7 @@ class HoldsFeed:
     async def _loaded(self) -> None:
         """Until the history is in the book: nothing to read at the start, or none left
         after a batch (the consumer's count of what is left for it)."""
-        while not (self.loaded.is_set() or self._consumer.pending == 0):
+        while not (self.loaded.is_set() or self._consumer.pending == 0):  # noqa: ASYNC110 - a counter
             await asyncio.sleep(0.02)
         self.loaded.set()
 

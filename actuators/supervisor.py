@@ -22,6 +22,7 @@ intentional actions (scale, restart on command, stop) complete regardless: a hol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -106,10 +107,8 @@ class Supervisor:
         """Stop every kernel gracefully and the watch loop."""
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         async with self.lock:
             await asyncio.gather(*(self._stop_instance(i) for insts in self.instances.values()
                                    for i in insts))
@@ -210,20 +209,20 @@ class Supervisor:
     def _spawn(self, k: Kernel, index: int, attempt: int = 0) -> Instance:
         inst = Instance(kernel=k.name, index=index, attempt=attempt)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_dir / f"{k.name}-{index}.log", "ab")
-        try:
-            # an argument list, never a shell; own session so signals reach the kernel's children
-            inst.popen = subprocess.Popen(
-                _argv(k.command), cwd=str(self.cfg.path(k.cwd or ".")), env=self._env(k, index),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            inst.pid = inst.popen.pid
-            inst.create_time = psutil.Process(inst.pid).create_time()
-        except (OSError, psutil.NoSuchProcess) as exc:
-            log.error("kernel %s[%d]: cannot start %s: %s", k.name, index, k.command, exc)
-            inst.state, inst.restart_at = "backoff", time.monotonic() + self._delay(attempt + 1)
-            self.emit(events.KernelExited(kernel=k.name, instance=index, pid=0, code=127))
-        finally:
-            out.close()
+        # the child keeps its own copy of the log's descriptor; ours closes once it is started
+        with open(self.log_dir / f"{k.name}-{index}.log", "ab") as out:
+            try:
+                # an argument list, never a shell; own session so signals reach the kernel's children
+                inst.popen = subprocess.Popen(
+                    _argv(k.command), cwd=str(self.cfg.path(k.cwd or ".")), env=self._env(k, index),
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+                inst.pid = inst.popen.pid
+                inst.create_time = psutil.Process(inst.pid).create_time()
+            except (OSError, psutil.NoSuchProcess) as exc:
+                log.error("kernel %s[%d]: cannot start %s: %s", k.name, index, k.command, exc)
+                inst.state, inst.restart_at = "backoff", time.monotonic() + self._delay(attempt + 1)
+                self.emit(events.KernelExited(kernel=k.name, instance=index, pid=0, code=127))
         self.instances[k.name].append(inst)
         self.instances[k.name].sort(key=lambda i: i.index)
         if inst.pid:
@@ -437,7 +436,8 @@ class Supervisor:
                 continue
             try:
                 env = p.environ()
-                if env.get(kernelstate.STATE_ENV) != str(self.state_file) or p.status() == psutil.STATUS_ZOMBIE:
+                if (env.get(kernelstate.STATE_ENV) != str(self.state_file)
+                        or p.status() == psutil.STATUS_ZOMBIE):
                     continue
                 if os.getsid(p.pid) != p.pid:
                     continue  # a kernel's own child (same env): kernels lead their own session

@@ -37,9 +37,9 @@ def write_config(root: Path) -> Path:
 
 
 def start_stage(stage: str, cfg: Path, url: str, root: Path) -> subprocess.Popen[bytes]:
-    log = open(root / f"{stage}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "grace.cli", stage, "-c", str(cfg), "--nats", url],
-                            stdout=log, stderr=subprocess.STDOUT)
+    with open(root / f"{stage}.log", "wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "grace.cli", stage, "-c", str(cfg), "--nats", url],
+                                stdout=log, stderr=subprocess.STDOUT)
 
 
 async def wait_for_heartbeats(b: Bus, names: set[str], timeout: float = 60.0) -> None:

@@ -30,7 +30,7 @@ def _pending_ids(state: LogState, now: datetime) -> str:
     return ", ".join(a.command_id for a in state.pending_approvals(now)) or "none"
 
 
-def _check_pending(state: LogState, command_id: str, now: datetime) -> ApprovalRecord:
+def _check_pending(state: LogState, command_id: str, now: datetime) -> ApprovalRecord:  # noqa: RET503 - refuse() never returns
     """The pending request for `command_id`, or refuse saying what the log knows of it."""
     rec = state.approvals.get(command_id)
     if rec is None or rec.requested is None:

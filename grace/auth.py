@@ -4,7 +4,8 @@ Each component may publish only its own subjects: producers write findings and
 checks, the processor writes decisions and commands, the actuator writes results,
 kernel, snapshot and task events, the operator role (holds, approvals, denials: the
 `grace hold`, `grace approve` and `grace deny` commands) writes operator events, the
-projector and viewers write nothing to the log. Only the admin user (grace up, the CLI's publish) may create streams.
+projector and viewers write nothing to the log. Only the admin user (grace up, the CLI's publish)
+may create streams.
 The embedded server loads the generated block when `nats.auth: true`.
 """
 

@@ -244,12 +244,12 @@ async def connect(url: str, *, host: str, source: str, name: str = "grace",
         await _probe(url, connect_timeout)
         nc = FastClient()
         # nats-py annotates these timeouts as int; it accepts seconds as float
-        opts: dict[str, Any] = dict(
-            servers=split_servers(url), name=name, connect_timeout=connect_timeout,
-            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
-            user_credentials=credentials, user=user, password=password, tls=tls,
-            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
-            pending_size=64 * 1024 * 1024)
+        opts: dict[str, Any] = {
+            "servers": split_servers(url), "name": name, "connect_timeout": connect_timeout,
+            "allow_reconnect": True, "max_reconnect_attempts": -1, "reconnect_time_wait": 0.25,
+            "user_credentials": credentials, "user": user, "password": password, "tls": tls,
+            "error_cb": on_error, "disconnected_cb": on_disconnect, "reconnected_cb": on_reconnect,
+            "pending_size": 64 * 1024 * 1024}
         await asyncio.wait_for(nc.connect(**opts), timeout=connect_timeout * 3)
     except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types here
         raise ConnectFailed(
@@ -273,7 +273,8 @@ async def connect_and_ensure(url: str, *, host: str, source: str, replicas: int 
             try:
                 await topology.ensure_topology(bus.js, replicas)
                 return bus
-            except (TimeoutError, nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError) as exc:
+            except (TimeoutError, nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError,
+                    nats.errors.NoRespondersError) as exc:
                 if loop.time() > deadline:
                     raise BusError(
                         f"NATS at {url} accepted the connection but JetStream did not answer within "

@@ -12,6 +12,7 @@ bus error) sends that message there too, and the stage goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -187,25 +188,21 @@ class PullConsumer(Generic[T]):
                 if not self._buf:
                     self.idle.set()
                     wait = min(self.expires / 2, 5.0)
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), wait)
-                    except TimeoutError:
-                        pass
                     continue
                 take = min(len(self._buf), self.batch)
                 msgs = [self._buf.popleft() for _ in range(take)]
                 await self._handle(msgs)
         finally:
-            try:
+            with contextlib.suppress(Exception):  # the connection may be gone
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - connection may be gone
-                pass
             self.idle.set()
 
     async def run_until(self, until_seq: int, poll: float = 0.005) -> None:
         """run() until every message up to `until_seq` (or the consumer's last) is handled."""
         async def watch() -> None:
-            while self.next_seq <= until_seq and self.pending != 0:
+            while self.next_seq <= until_seq and self.pending != 0:  # noqa: ASYNC110 - counters
                 await asyncio.sleep(poll)
             self.stop()
 

@@ -101,7 +101,8 @@ def _first_cycle(seen: list[events.Event]) -> bool:
     started = next((e.data for e in seen if isinstance(e.data, events.MonitorStarted)), None)
     if started is None:
         return False
-    checked = {e.data.trigger for e in seen if isinstance(e.data, (events.CheckCompleted, events.CheckFailed))}
+    checked = {e.data.trigger for e in seen
+               if isinstance(e.data, (events.CheckCompleted, events.CheckFailed))}
     return set(started.triggers) <= checked
 
 
@@ -115,9 +116,8 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}")
         await boot.phase(2, "completed", f"NATS {ctx.url()}, streams ensured")
         logs = ctx.data_dir / "logs"
-        for name in STAGES:
-            stages.append(StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
-                                       logs / f"{name}.log"))
+        stages.extend(StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
+                                   logs / f"{name}.log") for name in STAGES)
         by_name = {s.name: s for s in stages}
         # the projection first: a boot that stops at phase 3 or 4 still reaches the dashboard file
         projecting = await _first_heartbeat(bus, ctx.cfg.host, "project")

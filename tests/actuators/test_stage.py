@@ -149,6 +149,6 @@ async def test_actuator_killed_mid_restart_restarts_once_and_reports_once(
     results = await results_for(bus, cfg.host, cmd.id)
     assert [r.type for r in results] == ["command_succeeded"]
     assert results[0].data.details["old_pids"] == {"0": first.pid}
-    restarts = [e for e in await events_of(bus, cfg.host, "kernel", "kernel_restarted")]
+    restarts = list(await events_of(bus, cfg.host, "kernel", "kernel_restarted"))
     assert len(restarts) == 1 and restarts[0].data.pid == procs[0].pid
     assert act.stop() == 0

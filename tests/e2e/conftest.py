@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,10 +258,8 @@ def all_states(running: Running) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for k in running.ctx().cfg.kernels:
         for pid in instance_pids(running, k.name).values():
-            try:
+            with suppress(psutil.Error):
                 out.setdefault(k.name, set()).add(str(psutil.Process(pid).status()))
-            except psutil.Error:
-                pass
     return out
 
 

@@ -9,6 +9,7 @@ Grace on the machine, nor another test's kernels with ours)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -119,7 +120,7 @@ def test_a_crashed_grace_leaves_a_file_that_says_stale_once_the_limit_passed(
         assert "nats-server" in names and len(victims) >= 8, names  # up, 4 stages, nats, kernels
         for p in victims:  # SIGKILL: nothing gets to say goodbye
             p.kill()
-        gone, alive = psutil.wait_procs(victims, timeout=10)
+        _gone, alive = psutil.wait_procs(victims, timeout=10)
         assert not alive, alive
         proc.wait(5)
         killed_at = utcnow()
@@ -164,7 +165,5 @@ def test_a_crashed_grace_leaves_a_file_that_says_stale_once_the_limit_passed(
         assert day["system_state"] == "stopped" and day["stale"] is False
     finally:
         for p in run_processes(proc, root):
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.kill()
-            except psutil.Error:
-                pass

@@ -63,7 +63,7 @@ def test_envelope_is_cloudevents_structured_json() -> None:
     assert "subject" not in doc  # CloudEvents forbids null attributes
 
 
-@pytest.mark.parametrize("raw, reason", [
+@pytest.mark.parametrize(("raw", "reason"), [
     (b"not json", "not valid JSON"),
     (b'{"type":"no_such_type","specversion":"1.0"}', "unknown event type"),
     (b'{"type":"model_corruption","specversion":"1.0","id":"1","source":"s","time":"2026-01-01T00:00:00Z",'

@@ -128,7 +128,7 @@ CASES: list[tuple[str, list[tuple[events.Payload, float]], list[tuple[str, dict[
 ]
 
 
-@pytest.mark.parametrize("name,feed_events,expected,route", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "feed_events", "expected", "route"), CASES, ids=[c[0] for c in CASES])
 def test_shipped_playbook_emits_its_command(name: str, feed_events: list[tuple[events.Payload, float]],
                                             expected: list[tuple[str, dict[str, Any]]],
                                             route: str) -> None:

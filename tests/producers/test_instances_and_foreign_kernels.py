@@ -251,7 +251,7 @@ async def test_memory_pressure_of_a_kernel_names_the_instance_holding_the_memory
         stop(small, hog)
 
 
-@pytest.mark.parametrize("value,expected", [("2", 2), ("", 0)])
+@pytest.mark.parametrize(("value", "expected"), [("2", 2), ("", 0)])
 def test_heartbeats_carry_the_instance_the_supervisor_gives(monkeypatch: pytest.MonkeyPatch,
                                                             value: str, expected: int) -> None:
     from grace import heartbeat

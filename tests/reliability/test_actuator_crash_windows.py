@@ -4,6 +4,7 @@ acked when it died."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,10 +53,8 @@ async def test_a_kernel_spawned_just_before_the_actuator_died_is_adopted_not_sta
         assert not any(isinstance(e, events.KernelStarted) for e in emitted)
     finally:
         await sup.stop()  # stops whatever it runs, the adopted orphan included
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(orphan, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 async def test_a_command_received_but_not_acked_by_a_killed_actuator_runs_at_its_restart(
