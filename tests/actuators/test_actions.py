@@ -143,7 +143,8 @@ async def test_clear_caches_empties_only_configured_cache_dirs(world: World) -> 
     assert cache.is_dir() and list(cache.iterdir()) == [] and keep.read_text() == "keep"
     assert result.data.details["bytes_freed"] >= 150
     bad = await world.executor.handle(world.command(events.ClearCaches(paths=["models"])))
-    assert isinstance(bad.data, events.CommandFailed) and "not one of the configured caches" in bad.data.reason
+    assert isinstance(bad.data, events.CommandFailed)
+    assert "not one of the configured caches" in bad.data.reason
     assert (world.root / "models" / "m.pkl").exists()
 
 

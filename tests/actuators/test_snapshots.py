@@ -25,12 +25,14 @@ def test_snapshot_layout_has_stamped_copies_latest_and_manifest(tmp_path: Path) 
     out = snapshots.take(cfg, now=at(T0))
     assert sorted(type(e).__name__ for e in out) == ["SnapshotTaken", "SnapshotTaken"]
     snap = tmp_path / ".grace_snapshots"
-    assert (snap / "models" / "m_20251115_073000.pkl").read_bytes() == (tmp_path / "models/m.pkl").read_bytes()
-    assert (snap / "models" / "m.pkl").read_bytes() == (tmp_path / "models/m.pkl").read_bytes()
+    model = (tmp_path / "models/m.pkl").read_bytes()
+    assert (snap / "models" / "m_20251115_073000.pkl").read_bytes() == model
+    assert (snap / "models" / "m.pkl").read_bytes() == model
     assert (snap / "configs" / "app_20251115_073000.yaml").is_file()
     m = json.loads((snap / "manifest.json").read_text())
     assert m["files"]["models/m.pkl"]["sha256"] == integrity.sha256_file(tmp_path / "models/m.pkl")
-    assert manifest.load(cfg).baseline("config/app.yaml") == integrity.sha256_file(tmp_path / "config/app.yaml")
+    app = integrity.sha256_file(tmp_path / "config/app.yaml")
+    assert manifest.load(cfg).baseline("config/app.yaml") == app
 
 
 def test_corrupt_file_is_refused_as_a_snapshot_source(tmp_path: Path) -> None:

@@ -80,7 +80,8 @@ async def test_restore_command_published_to_nats_restores_the_file_and_logs_succ
     (result,) = await wait_for(succeeded, timeout=30, interval=0.2)
     assert model.read_bytes() == good
     assert result.data.action == "restore_model_weights" and result.data.target == "models/m.pkl"
-    assert any(e.data.path == "models/m.pkl" for e in await events_of(bus, cfg.host, "snapshot", "snapshot_restored"))
+    restored = await events_of(bus, cfg.host, "snapshot", "snapshot_restored")
+    assert any(e.data.path == "models/m.pkl" for e in restored)
     started = await events_of(bus, cfg.host, "stage", "watchdog_started")
     assert any(e.data.name == "kernel-supervisor" and e.data.tier == 2 for e in started)
     assert await events_of(bus, cfg.host, "snapshot", "snapshot_policy")

@@ -65,13 +65,13 @@ class Running:
 
     def dashboard_file(self) -> dict[str, Any]:
         out = subprocess.run([sys.executable, "-m", "grace.cli", "dashboard", "--json", "-c",
-                              str(self.config)], capture_output=True, text=True, timeout=60)
+                              str(self.config)], capture_output=True, check=False, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)  # type: ignore[no-any-return]
 
     def fault(self, kind: str) -> str:
         out = subprocess.run([sys.executable, "-m", "grace.cli", "demo", "fault", kind, "-c",
-                              str(self.config)], capture_output=True, text=True, timeout=60)
+                              str(self.config)], capture_output=True, check=False, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         return out.stdout
 
@@ -121,9 +121,9 @@ def booted(root: Path, cfg: Path) -> Iterator[Running]:
     http = re.search(r'listen: "([^"]+)"', cfg.read_text())
     assert http
     log = root / "up.log"
-    out = open(log, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log, "wb") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     running = Running(root, cfg, proc, f"http://{http.group(1)}", log)
     deadline = time.monotonic() + BOOT_TIMEOUT_S
     while "phase 7/7" not in log.read_text(errors="replace"):
@@ -266,10 +266,8 @@ def all_states(running: Running) -> dict[str, set[str]]:
 def kernel_states(host: str, kernel: str) -> set[str]:
     out = set()
     for p in _ours(host, kernel):
-        try:
+        with suppress(Exception):  # exited meanwhile
             out.add(p.status())
-        except Exception:  # noqa: BLE001 - exited meanwhile
-            pass
     return out
 
 

@@ -40,10 +40,9 @@ def make_system(root: Path) -> Path:
 
 
 def start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
-    out = open(log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    out.close()
+    with open(log, "ab") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + BOOT_TIMEOUT_S
     boots = log.read_text(errors="replace").count("phase 7/7")
     while log.read_text(errors="replace").count("phase 7/7") <= boots:
@@ -60,7 +59,7 @@ def read(cfg: Path, at: datetime | None = None) -> dict[str, Any]:
             "--file", str(cfg.parent / ".grace" / "dashboard.duckdb")]
     if at is not None:
         argv += ["--at", at.strftime("%Y-%m-%dT%H:%M:%SZ")]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(argv, capture_output=True, check=False, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
@@ -77,7 +76,7 @@ def wait_for(pred: Any, cfg: Path, timeout: float = 60) -> dict[str, Any]:
 
 
 def parse(t: str) -> datetime:
-    return datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ")
+    return datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ")  # noqa: DTZ007 - naive UTC, the dashboard's convention
 
 
 def utcnow() -> datetime:

@@ -41,7 +41,7 @@ PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks" / "advanced_self_h
 
 def grace(running: Running, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "grace.cli", *args, "-c", str(running.config)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, check=False, text=True, timeout=60)
 
 
 def ok(running: Running, *args: str) -> str:

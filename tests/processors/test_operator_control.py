@@ -76,7 +76,8 @@ def test_an_instance_hold_covers_that_instance_and_the_whole_kernel_only() -> No
     group_by: [kernel]
     do: [{restart_kernel: {kernel: "{kernel}"}}]
 """)
-    spike = events.LatencySpike(kernel="api", url="http://x/health", p95_ms=900.0, threshold_ms=500.0, samples=5)
+    spike = events.LatencySpike(kernel="api", url="http://x/health", p95_ms=900.0, threshold_ms=500.0,
+                                samples=5)
     out = run(m, hold("kernel:api/1", 0, 600), ev(gap_of("api", 0), 1), ev(gap_of("api", 1), 2),
               ev(spike, 3))
     assert [(c.data.kernel, c.data.instance) for c in commands(out)] == [("api", 0)]

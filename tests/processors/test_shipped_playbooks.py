@@ -135,7 +135,7 @@ def test_shipped_playbook_emits_its_command(name: str, feed_events: list[tuple[e
     out = feed(shipped(), *[ev(p, t) for p, t in feed_events])
     cmds = [c for c in commands(out) if c.data.playbook == name]
     assert [c.type for c in cmds] == [a for a, _ in expected]
-    for cmd, (_, params) in zip(cmds, expected):
+    for cmd, (_, params) in zip(cmds, expected, strict=True):
         for key, value in params.items():
             assert getattr(cmd.data, key) == value, key
         assert cmd.host == "web-1"

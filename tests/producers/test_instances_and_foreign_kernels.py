@@ -40,9 +40,10 @@ def shipped(tmp_path: Path) -> Config:
     for k in cfg.kernels:
         if k.name == "static":
             cmd = [port if c == "18090" else c for c in k.command]
-            k = msgspec.structs.replace(k, command=[str(c) for c in cmd],
-                                        health_url=(k.health_url or "").replace("18090", str(port)))
-        kernels.append(k)
+            health_url = (k.health_url or "").replace("18090", str(port))
+            kernels.append(msgspec.structs.replace(k, command=[str(c) for c in cmd], health_url=health_url))
+        else:
+            kernels.append(k)
     return msgspec.structs.replace(cfg, kernels=kernels, data_dir=str(tmp_path / "data"),
                                    host="t-" + os.urandom(4).hex())
 

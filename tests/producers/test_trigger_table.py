@@ -173,7 +173,7 @@ async def test_resource_pressure_cpu_burn_is_cpu_saturation_within_three_interva
     trig = ResourcePressure(_env(cfg, clock))
     assert "burning every core" in demo.inject(context(cfg), "cpu-burn")
     try:
-        for run in range(1, 4):
+        for run in range(1, 4):  # noqa: B007 - read after the loop
             await asyncio.sleep(1.0)
             clock.advance(INTERVAL_S)
             res = await trig.check()
