@@ -68,7 +68,7 @@ class HoldsFeed:
         cfg = topology.reader_consumer_config(next_seq, topology.event_filter("operator", "*", "*"))
         if next_seq <= 1:  # nothing read yet: from the oldest time a hold in force can be added
             cfg.deliver_policy, cfg.opt_start_seq = api.DeliverPolicy.BY_START_TIME, None
-            cfg.opt_start_time = self._since().isoformat().replace("+00:00", "Z")
+            cfg.opt_start_time = self._since()  # nats-py writes it as UTC ISO 8601
         info = await self.bus.js.add_consumer(topology.EVENTS, cfg)
         if info.num_pending == 0:
             self.loaded.set()  # nothing (more) to read: the book is current

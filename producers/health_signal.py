@@ -32,10 +32,8 @@ from grace import events
 from grace.config import Kernel
 from producers import kernel_procs
 from producers.base import CheckResult, Env
-from producers.kernel_procs import Proc
+from producers.kernel_procs import Proc, Signal
 from producers.probes import ProbeFailed, probe
-
-Signal = Literal["heartbeat", "health_url", "process"]
 
 
 class HealthSignal:

@@ -106,7 +106,7 @@ EVENT_CLASSES: dict[str, type[Event]] = {
 COMMAND_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Command))
 TRIGGER_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Trigger))
 # the findings that report a problem: counted as issues on the dashboard, each routed or record-only
-PROBLEM_TYPES = frozenset(t for t in TRIGGER_TYPES if PAYLOAD_CLASSES[t].PROBLEM)
+PROBLEM_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Trigger) and c.PROBLEM)
 
 AnyEvent = Union[tuple(EVENT_CLASSES.values())]  # type: ignore[valid-type]  # noqa: UP007 - built at run time
 

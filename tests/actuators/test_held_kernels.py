@@ -190,7 +190,7 @@ async def test_holds_on_other_kernels_instances_or_hosts_do_not_stop_a_restart(
         for name, index in (("worker", 0), ("api", 0)):
             old = running(tmp_path, name)[index]
             os.kill(old, signal.SIGKILL)
-            await wait_for(lambda name=name, index=index, old=old:  # type: ignore[misc]
+            await wait_for(lambda name=name, index=index, old=old:
                            running(tmp_path, name).get(index) not in (None, old), timeout=10)
         assert not a.of(events.KernelHeld)
 
