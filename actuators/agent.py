@@ -11,17 +11,17 @@ too, so a test run never holds up the command queue.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
+from actuators import checks
 from grace import events, topology
 from grace.bus import Bus
 from grace.config import Config
 from grace.consume import Delivery, PullConsumer
-
-from actuators import checks
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,15 @@ def consumer_config(host: str) -> Any:
     """The agent consumer of this host: only its own host's tasks."""
     base = topology.agent_consumer_config(f"{topology.AGENT_CONSUMER}-{host}")
     return dataclasses.replace(base, filter_subject=topology.task_subject(host, "*"))
+
+
+def _write_task(tasks_dir: Path, task: events.FixTask, host: str) -> Path:
+    """The task as an event file for the agent command; returns its path."""
+    tasks_dir.mkdir(parents=True, exist_ok=True)
+    path = tasks_dir / f"{task.task_id}.json"
+    path.write_bytes(events.encode(events.make_event(task, host=host, source="grace/agent",
+                                                     id=task.task_id)))
+    return path
 
 
 async def handle_task(cfg: Config, task: events.FixTask, tasks_dir: Path) -> events.FixReport:
@@ -41,10 +50,7 @@ async def handle_task(cfg: Config, task: events.FixTask, tasks_dir: Path) -> eve
     found = await checks.static_checks(cfg, existing, timeout)
     found += await checks.targeted_tests(cfg, existing, timeout)
     if cfg.agent.command:
-        tasks_dir.mkdir(parents=True, exist_ok=True)
-        path = tasks_dir / f"{task.task_id}.json"
-        path.write_bytes(events.encode(events.make_event(task, host=cfg.host, source="grace/agent",
-                                                         id=task.task_id)))
+        path = await asyncio.to_thread(_write_task, tasks_dir, task, cfg.host)
         r = await checks.run_argv([*cfg.agent.command, str(path)], checks.code_root(cfg), timeout)
         found.append({"check": "agent_command", **r})
     outcome = checks.outcome(found)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from actuators import snapshots
 from grace import events, integrity, manifest, protect
 from grace.bus import Bus
 from grace.cliutil import Context
-from actuators import snapshots
 
 
 def _verify(ctx: Context) -> tuple[list[str], list[str]]:

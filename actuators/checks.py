@@ -18,7 +18,6 @@ from typing import Any
 from grace.config import Config
 from grace.errors import ConfinementError
 
-
 # checks that verify code; an agent command's exit code is its own claim, not a check of the code
 VERIFYING = frozenset({"py_compile", "pyflakes", "pytest"})
 
@@ -83,7 +82,7 @@ async def run_argv(argv: list[str], cwd: Path, timeout: float) -> dict[str, Any]
                                                 stderr=asyncio.subprocess.STDOUT)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         return {"argv": argv, "ok": False, "code": None, "output": f"timed out after {timeout:.0f}s"}

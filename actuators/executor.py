@@ -8,7 +8,6 @@ A crash anywhere leaves a record that a redelivery (or the next start) finishes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,14 +16,13 @@ from typing import Any
 
 import msgspec
 
+from actuators.actions import ACTIONS, ActionContext
+from actuators.intents import Intent, IntentStore
+from actuators.supervisor import Supervisor
 from grace import events
 from grace.bus import Bus
 from grace.config import Config
 from grace.errors import BusError, GraceError
-
-from actuators.actions import ACTIONS, ActionContext
-from actuators.intents import Intent, IntentStore
-from actuators.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +78,11 @@ class Executor:
             details = await action.apply(ctx, cmd, intent.target)
             if intent.attempts > 1:
                 details = {**details, "resumed": True, "attempts": intent.attempts}
-        except (BusError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, BusError, ConnectionError):
             raise  # the bus is down: the command stays unacked and its intent says where we were
         except GraceError as exc:
             return await self._finish(ev, t0, intent, str(exc), {"target": intent.target if intent else {}})
-        except Exception as exc:  # noqa: BLE001 - a failing action is a failed result, not a crash
+        except Exception as exc:  # a failing action is a failed result, not a crash
             log.exception("%s %s failed", cmd.TYPE, ev.id)
             return await self._finish(ev, t0, intent, f"{type(exc).__name__}: {exc}", {})
         return await self._finish(ev, t0, intent, None, details)
@@ -95,10 +93,10 @@ class Executor:
     async def _finish(self, ev: events.Event, t0: float, intent: Intent | None, failure: str | None,
                       details: dict[str, Any], skipped: str | None = None) -> events.Event:
         cmd = ev.data
-        common: dict[str, Any] = dict(
-            command_id=ev.id, action=ev.type, playbook=getattr(cmd, "playbook", ""),
-            duration_ms=(time.perf_counter() - t0) * 1000.0, details=details,
-            target=self._target(cmd))
+        common: dict[str, Any] = {
+            "command_id": ev.id, "action": ev.type, "playbook": getattr(cmd, "playbook", ""),
+            "duration_ms": (time.perf_counter() - t0) * 1000.0, "details": details,
+            "target": self._target(cmd)}
         data: events.Result
         if skipped:
             data = events.CommandSkipped(reason=skipped, **common)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from nats.js import api
 
@@ -62,13 +62,13 @@ class HoldsFeed:
     # ---------------------------------------------------------------- reading
 
     def _since(self) -> datetime:
-        return self.clock().astimezone(timezone.utc) - timedelta(seconds=self.max_s) - MARGIN
+        return self.clock().astimezone(UTC) - timedelta(seconds=self.max_s) - MARGIN
 
     async def _ensure(self, next_seq: int) -> str:
         cfg = topology.reader_consumer_config(next_seq, topology.event_filter("operator", "*", "*"))
         if next_seq <= 1:  # nothing read yet: from the oldest time a hold in force can be added
             cfg.deliver_policy, cfg.opt_start_seq = api.DeliverPolicy.BY_START_TIME, None
-            cfg.opt_start_time = self._since().isoformat().replace("+00:00", "Z")
+            cfg.opt_start_time = self._since()  # nats-py writes it as UTC ISO 8601
         info = await self.bus.js.add_consumer(topology.EVENTS, cfg)
         if info.num_pending == 0:
             self.loaded.set()  # nothing (more) to read: the book is current
@@ -81,7 +81,7 @@ class HoldsFeed:
     async def _loaded(self) -> None:
         """Until the history is in the book: nothing to read at the start, or none left
         after a batch (the consumer's count of what is left for it)."""
-        while not (self.loaded.is_set() or self._consumer.pending == 0):
+        while not (self.loaded.is_set() or self._consumer.pending == 0):  # noqa: ASYNC110 - a counter
             await asyncio.sleep(0.02)
         self.loaded.set()
 
@@ -91,7 +91,7 @@ class HoldsFeed:
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._watch())]
         try:
             await asyncio.wait_for(self._loaded(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("actuator: could not read the holds (hold_added/hold_released) from the log "
                       "within %.0fs; starting kernels as if none were held. Check that NATS is up "
                       "(the connection errors above name its URL); holds apply as soon as the log "

@@ -4,6 +4,7 @@ actuator adopt its kernels, and signal helpers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import subprocess
@@ -75,10 +76,8 @@ def signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 async def settle(procs: list[psutil.Process], stopped: bool, timeout: float = 2.0) -> None:

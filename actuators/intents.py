@@ -81,5 +81,5 @@ class IntentStore:
                     if intent.state == "started":
                         out.append(intent)
         finally:
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py leaves it unannotated
         return out

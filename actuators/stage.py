@@ -10,18 +10,17 @@ import logging
 
 from nats.js.errors import NotFoundError
 
-from grace import events, kernelstate, topology
-from grace.bus import Bus
-from grace.cliutil import Context
-from grace.consume import Delivery, PullConsumer
-from grace.errors import GraceError
-
 from actuators import snapshots
 from actuators.agent import AgentHandler
 from actuators.executor import Executor
 from actuators.holds_feed import HoldsFeed
 from actuators.intents import IntentStore
 from actuators.supervisor import Supervisor
+from grace import events, kernelstate, topology
+from grace.bus import Bus
+from grace.cliutil import Context
+from grace.consume import Delivery, PullConsumer
+from grace.errors import GraceError
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0

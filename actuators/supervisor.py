@@ -22,6 +22,7 @@ intentional actions (scale, restart on command, stop) complete regardless: a hol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -29,17 +30,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import psutil
 
+from actuators.instances import Instance, load_state, save_state, settle, signal_group
 from grace import events, heartbeat, kernelstate
 from grace.config import Config, Kernel
 from grace.errors import ActionError
 from grace.holds import Hold
-
-from actuators.instances import Instance, load_state, save_state, settle, signal_group
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +110,8 @@ class Supervisor:
         """Stop every kernel gracefully and the watch loop."""
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         async with self.lock:
             await asyncio.gather(*(self._stop_instance(i) for insts in self.instances.values()
                                    for i in insts))
@@ -215,20 +213,20 @@ class Supervisor:
     def _spawn(self, k: Kernel, index: int, attempt: int = 0) -> Instance:
         inst = Instance(kernel=k.name, index=index, attempt=attempt)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_dir / f"{k.name}-{index}.log", "ab")
-        try:
-            # an argument list, never a shell; own session so signals reach the kernel's children
-            inst.popen = subprocess.Popen(
-                _argv(k.command), cwd=str(self.cfg.path(k.cwd or ".")), env=self._env(k, index),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            inst.pid = inst.popen.pid
-            inst.create_time = psutil.Process(inst.pid).create_time()
-        except (OSError, psutil.NoSuchProcess) as exc:
-            log.error("kernel %s[%d]: cannot start %s: %s", k.name, index, k.command, exc)
-            inst.state, inst.restart_at = "backoff", time.monotonic() + self._delay(attempt + 1)
-            self.emit(events.KernelExited(kernel=k.name, instance=index, pid=0, code=127))
-        finally:
-            out.close()
+        # the child keeps its own copy of the log's descriptor; ours closes once it is started
+        with open(self.log_dir / f"{k.name}-{index}.log", "ab") as out:
+            try:
+                # an argument list, never a shell; own session so signals reach the kernel's children
+                inst.popen = subprocess.Popen(
+                    _argv(k.command), cwd=str(self.cfg.path(k.cwd or ".")), env=self._env(k, index),
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+                inst.pid = inst.popen.pid
+                inst.create_time = psutil.Process(inst.pid).create_time()
+            except (OSError, psutil.NoSuchProcess) as exc:
+                log.error("kernel %s[%d]: cannot start %s: %s", k.name, index, k.command, exc)
+                inst.state, inst.restart_at = "backoff", time.monotonic() + self._delay(attempt + 1)
+                self.emit(events.KernelExited(kernel=k.name, instance=index, pid=0, code=127))
         self.instances[k.name].append(inst)
         self.instances[k.name].sort(key=lambda i: i.index)
         if inst.pid:
@@ -319,7 +317,7 @@ class Supervisor:
                 async with self.lock:
                     self._check_once()
                     self.expire_suspensions()
-            except Exception:  # noqa: BLE001 - the watchdog must keep watching
+            except Exception:  # the watchdog must keep watching
                 log.exception("kernel supervisor: watch cycle failed")
 
     def _check_once(self) -> None:
@@ -370,7 +368,7 @@ class Supervisor:
         if not any(i is inst for i in self.instances[inst.kernel]):  # a slot held at start
             self.instances[inst.kernel].append(inst)
             self.instances[inst.kernel].sort(key=lambda i: i.index)
-        until = hold.until.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        until = hold.until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         verb = "starting" if what == "is held at start" else "restarting"
         log.warning("kernel %s[%d] %s; hold %s (%s, by %s, until %s) covers it: not %s until "
                     "the hold ends", inst.kernel, inst.index, what, hold.hold_id, hold.target,
@@ -442,7 +440,8 @@ class Supervisor:
                 continue
             try:
                 env = p.environ()
-                if env.get(kernelstate.STATE_ENV) != str(self.state_file) or p.status() == psutil.STATUS_ZOMBIE:
+                if (env.get(kernelstate.STATE_ENV) != str(self.state_file)
+                        or p.status() == psutil.STATUS_ZOMBIE):
                     continue
                 if os.getsid(p.pid) != p.pid:
                     continue  # a kernel's own child (same env): kernels lead their own session

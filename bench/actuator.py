@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import config as config_mod
 from grace import events, topology
 from grace.cliutil import Context

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import events, topology
 from grace.bus import Bus, chunks
 from grace.consume import Delivery, PullConsumer
@@ -18,8 +18,8 @@ def sample_events(b: Bus, n: int) -> list[events.Event]:
     out = []
     for i in range(n):
         if i % 2:
-            data: events.Payload = events.CpuSaturation(scope="system", percent=40.0 + i % 50,
-                                                        threshold=90.0, samples=3, trigger="resource_pressure")
+            data: events.Payload = events.CpuSaturation(scope="system", percent=40.0 + i % 50, threshold=90.0,
+                                                        samples=3, trigger="resource_pressure")
         else:
             data = events.QueueBacklog(kernel="worker", stream="JOBS", consumer="workers",
                                        pending=i % 90, ack_pending=0, backlog=i % 90, threshold=100,

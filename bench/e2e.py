@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import events, topology
 from grace.bus import Bus
 from grace.consume import Delivery, PullConsumer
@@ -37,9 +37,9 @@ def write_config(root: Path) -> Path:
 
 
 def start_stage(stage: str, cfg: Path, url: str, root: Path) -> subprocess.Popen[bytes]:
-    log = open(root / f"{stage}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "grace.app", stage, "-c", str(cfg), "--nats", url],
-                            stdout=log, stderr=subprocess.STDOUT)
+    with open(root / f"{stage}.log", "wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "grace.app", stage, "-c", str(cfg), "--nats", url],
+                                stdout=log, stderr=subprocess.STDOUT)
 
 
 async def wait_for_heartbeats(b: Bus, names: set[str], timeout: float = 60.0) -> None:

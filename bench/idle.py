@@ -16,7 +16,7 @@ import time
 
 import psutil
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace.app import demo
 from grace.embedded import free_port
 
@@ -54,9 +54,9 @@ async def run(ctx: BenchContext) -> dict[str, float]:
     cfg = root / "grace.yaml"
     cfg.write_text(cfg.read_text().replace("18080", str(free_port())).replace(
         "127.0.0.1:8181", f"127.0.0.1:{free_port()}"))
-    log = open(ctx.dir / "up.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=log,
-                            stderr=subprocess.STDOUT)
+    with open(ctx.dir / "up.log", "wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=log,
+                                stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while b"phase 7/7" not in (ctx.dir / "up.log").read_bytes():
@@ -75,7 +75,6 @@ async def run(ctx: BenchContext) -> dict[str, float]:
             proc.wait(60)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
 
 
 BENCHMARKS = [Benchmark("idle", ("idle_cpu_percent",), run)]

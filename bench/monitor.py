@@ -24,7 +24,7 @@ import msgspec
 import yaml
 from nats.js import api
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import config, integrity, manifest
 from grace.durations import parse_duration
 from producers.monitor import TriggerMonitor
@@ -49,7 +49,8 @@ def _system(root: Path, port: int) -> config.Config:
     (root / "models" / "m.pkl").write_bytes(pickle.dumps(os.urandom(8 * 1024 * 1024)))
     (root / "config" / "app.yaml").write_text("threads: 4\n")
     for i in range(50):
-        (root / "src" / "pkg" / f"mod{i}.py").write_text(f"def f{i}(x: int) -> int:\n    return x + {i}\n" * 20)
+        source = f"def f{i}(x: int) -> int:\n    return x + {i}\n" * 20
+        (root / "src" / "pkg" / f"mod{i}.py").write_text(source)
     (root / "logs" / "app.log").write_text("INFO start\n")
     from producers.deps import installed
 

@@ -11,9 +11,9 @@ import asyncio
 import resource
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import events
 from grace.bus import Bus
 from processors import stage, validate
@@ -52,7 +52,7 @@ def _payload(i: int) -> events.Payload:
 
 
 def stream(b: Bus, n: int) -> Iterator[list[events.Event]]:
-    base = datetime.now(timezone.utc) - timedelta(seconds=n // 100)
+    base = datetime.now(UTC) - timedelta(seconds=n // 100)
     chunk = []
     for i in range(n):
         ev = events.make_event(_payload(i), host=f"h{i % 5}", source=b.source,

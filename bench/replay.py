@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import Benchmark, BenchContext
+from bench import BenchContext, Benchmark
 from grace import events, topology
 
 DEFAULT_EVENTS = 1_000_000

@@ -15,11 +15,10 @@ from typing import Any
 
 import click
 
+from control.common import by_option, iso, left, log_state, operator_bus, operator_event, refuse, show, who
+from control.log_state import ApprovalRecord, LogState, read_state
 from grace import events
 from grace.cliutil import Context, guarded, load_context, run, stage_options
-from control.common import (by_option, iso, left, log_state, operator_bus, operator_event,
-                            refuse, show, who)
-from control.log_state import ApprovalRecord, LogState, read_state
 
 
 def decision_id(command_id: str) -> str:
@@ -31,7 +30,7 @@ def _pending_ids(state: LogState, now: datetime) -> str:
     return ", ".join(a.command_id for a in state.pending_approvals(now)) or "none"
 
 
-def _check_pending(state: LogState, command_id: str, now: datetime) -> ApprovalRecord:
+def _check_pending(state: LogState, command_id: str, now: datetime) -> ApprovalRecord:  # noqa: RET503 - refuse() never returns
     """The pending request for `command_id`, or refuse saying what the log knows of it."""
     rec = state.approvals.get(command_id)
     if rec is None or rec.requested is None:

@@ -10,11 +10,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from control.log_state import LogState, read_state
 from grace import events
 from grace.bus import Bus
 from grace.cliutil import Context, fail
 from grace.errors import ExitCode
-from control.log_state import LogState, read_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,8 +36,7 @@ def by_option(f: F) -> F:
 
 
 def who(by: str | None) -> str:
-    name = (by or "").strip() or default_by()
-    return name
+    return (by or "").strip() or default_by()
 
 
 def refuse(message: str) -> NoReturn:
@@ -64,7 +63,7 @@ def left(until: datetime, now: datetime) -> str:
 def table(rows: list[list[str]], header: list[str]) -> str:
     """Plain aligned columns (copyable, greppable; no terminal styling)."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
     return "\n".join(lines)
 
 

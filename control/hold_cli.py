@@ -8,13 +8,12 @@ from typing import Any
 
 import click
 
+from control.common import by_option, iso, left, log_state, operator_bus, operator_event, refuse, show, who
+from control.log_state import HoldRecord, read_state
+from control.targets import TargetError, normalize
 from grace import events
 from grace.cliutil import Context, guarded, load_context, run, stage_options
 from grace.durations import format_duration, parse_duration
-from control.common import (by_option, iso, left, log_state, operator_bus, operator_event,
-                            refuse, show, who)
-from control.log_state import HoldRecord, read_state
-from control.targets import TargetError, normalize
 
 
 @click.group("hold")

@@ -1,7 +1,7 @@
 """Example kernel: a non-critical reporter that reads the model and config every few seconds."""
 
 import json
-import pickle  # noqa: S403 - the example's own model file, verified by Grace
+import pickle  # the example's own model file, verified by Grace
 import time
 from pathlib import Path
 

@@ -48,7 +48,7 @@ _ack_decoder = msgspec.json.Decoder(PubAck)
 class _Window:
     """Acks outstanding for one pipelined batch of publishes."""
 
-    __slots__ = ("acks", "left", "done")
+    __slots__ = ("acks", "done", "left")
 
     def __init__(self, n: int) -> None:
         self.acks: list[PubAck | None] = [None] * n
@@ -135,7 +135,7 @@ class Bus:
                     await self.nc.publish_raw(subject, payload, reply=f"{prefix}{i}",
                                               headers=header_block({"Nats-Msg-Id": msg_id}))
                 await asyncio.wait_for(asyncio.shield(win.done), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise BusError(f"{win.left} of {len(part)} publishes got no broker ack within "
                                f"{timeout:.0f}s; retry (ids dedupe)") from None
             finally:
@@ -213,7 +213,7 @@ async def _probe(url: str, timeout: float) -> None:
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             last = exc
             continue
         writer.close()
@@ -244,12 +244,12 @@ async def connect(url: str, *, host: str, source: str, name: str = "grace",
         await _probe(url, connect_timeout)
         nc = FastClient()
         # nats-py annotates these timeouts as int; it accepts seconds as float
-        opts: dict[str, Any] = dict(
-            servers=split_servers(url), name=name, connect_timeout=connect_timeout,
-            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
-            user_credentials=credentials, user=user, password=password, tls=tls,
-            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
-            pending_size=64 * 1024 * 1024)
+        opts: dict[str, Any] = {
+            "servers": split_servers(url), "name": name, "connect_timeout": connect_timeout,
+            "allow_reconnect": True, "max_reconnect_attempts": -1, "reconnect_time_wait": 0.25,
+            "user_credentials": credentials, "user": user, "password": password, "tls": tls,
+            "error_cb": on_error, "disconnected_cb": on_disconnect, "reconnected_cb": on_reconnect,
+            "pending_size": 64 * 1024 * 1024}
         await asyncio.wait_for(nc.connect(**opts), timeout=connect_timeout * 3)
     except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types here
         raise ConnectFailed(
@@ -273,8 +273,8 @@ async def connect_and_ensure(url: str, *, host: str, source: str, replicas: int 
             try:
                 await topology.ensure_topology(bus.js, replicas)
                 return bus
-            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError,
-                    nats.errors.NoRespondersError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError,
+                    nats.errors.NoRespondersError) as exc:
                 if loop.time() > deadline:
                     raise BusError(
                         f"NATS at {url} accepted the connection but JetStream did not answer within "

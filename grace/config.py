@@ -260,11 +260,11 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
                     "file", "kernels", i, "code", j)
 
     for i, name in enumerate(cfg.shed.kernels):
-        k = cfg.kernel(name)
-        if k is None:
+        shed = cfg.kernel(name)
+        if shed is None:
             err(f"shed.kernels names {name!r}, which is not a kernel of this config; use one of: "
                 f"{', '.join(x.name for x in cfg.kernels) or 'none'}", "shed", "kernels", i)
-        elif k.critical:
+        elif shed.critical:
             err(f"shed.kernels names {name!r}, which is critical: a critical kernel is never shed; "
                 "remove it from shed.kernels", "shed", "kernels", i)
     if cfg.shed.max_s <= 0:

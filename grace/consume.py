@@ -12,6 +12,7 @@ bus error) sends that message there too, and the stage goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -20,11 +21,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from grace.fastnats import RawMsg, status_of
-
 from grace import events
 from grace.bus import Bus
 from grace.errors import BusError, EventError
+from grace.fastnats import RawMsg, status_of
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,9 @@ class PullConsumer(Generic[T]):
         for attempt in range(attempts):
             try:
                 return await self.ensure(self.next_seq)
-            except (BusError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (TimeoutError, BusError, ConnectionError) as exc:
                 err: Exception = exc
-            except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types
+            except Exception as exc:  # nats-py raises several unrelated types
                 if type(exc).__module__.split(".")[0] != "nats":
                     raise
                 err = exc
@@ -188,25 +188,21 @@ class PullConsumer(Generic[T]):
                 if not self._buf:
                     self.idle.set()
                     wait = min(self.expires / 2, 5.0)
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), wait)
-                    except asyncio.TimeoutError:
-                        pass
                     continue
                 take = min(len(self._buf), self.batch)
                 msgs = [self._buf.popleft() for _ in range(take)]
                 await self._handle(msgs)
         finally:
-            try:
+            with contextlib.suppress(Exception):  # the connection may be gone
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - connection may be gone
-                pass
             self.idle.set()
 
     async def run_until(self, until_seq: int, poll: float = 0.005) -> None:
         """run() until every message up to `until_seq` (or the consumer's last) is handled."""
         async def watch() -> None:
-            while self.next_seq <= until_seq and self.pending != 0:
+            while self.next_seq <= until_seq and self.pending != 0:  # noqa: ASYNC110 - counters
                 await asyncio.sleep(poll)
             self.stop()
 
@@ -251,7 +247,7 @@ class PullConsumer(Generic[T]):
             try:
                 await self.handler(good)
                 break
-            except (BusError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (TimeoutError, BusError, ConnectionError) as exc:
                 log.warning("%s: bus error while handling %d messages, retrying in %.1fs: %r",
                             self.stage, len(good), delay, exc)
                 await asyncio.sleep(delay)
@@ -269,7 +265,7 @@ class PullConsumer(Generic[T]):
         for d in good:
             try:
                 await self.handler([d])
-            except (BusError, asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, BusError, ConnectionError):
                 raise
             except Exception as exc:  # noqa: BLE001 - poison message: keep it, say why
                 raw = events.encode(d.item) if isinstance(d.item, events.Event) else b""

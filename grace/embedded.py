@@ -123,7 +123,7 @@ class EmbeddedServer:
 
     def _acquire_lock(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        lock = open(self.dir / "grace.lock", "a+")
+        lock = open(self.dir / "grace.lock", "a+")  # noqa: SIM115 - held open: the lock lives with it
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -175,7 +175,8 @@ class EmbeddedServer:
                     f"{self.port}. Its log ({self.log_path}) ends with:\n{tail}")
             time.sleep(0.02)
         self.kill()
-        raise EmbeddedServerError(f"nats-server did not become ready within {timeout:.0f}s; see {self.log_path}")
+        raise EmbeddedServerError(
+            f"nats-server did not become ready within {timeout:.0f}s; see {self.log_path}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful stop (SIGTERM), SIGKILL after `timeout`; remove nats.url and the lock."""

@@ -15,8 +15,18 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import ProtocolError
-from nats.protocol.parser import (AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, CRLF_SIZE, ERR_RE,
-                                  INFO_RE, MAX_CONTROL_LINE_SIZE, OK_RE, PING_RE, PONG_RE, Parser)
+from nats.protocol.parser import (
+    AWAITING_CONTROL_LINE,
+    AWAITING_MSG_PAYLOAD,
+    CRLF_SIZE,
+    ERR_RE,
+    INFO_RE,
+    MAX_CONTROL_LINE_SIZE,
+    OK_RE,
+    PING_RE,
+    PONG_RE,
+    Parser,
+)
 
 RawHandler = Callable[[bytes, bytes, bytes, bytes], None]  # subject, reply, data, headers
 RawMsg = tuple[bytes, bytes, bytes, bytes | None]  # subject, reply, data, headers

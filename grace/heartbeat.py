@@ -23,6 +23,7 @@ A kernel that uses NATS for its own work connects with `nats.connect(**nats_opti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -109,10 +110,8 @@ class Heartbeater:
         self._stop.set()
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
                 loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # the loop already closed
-                pass
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -131,10 +130,8 @@ class Heartbeater:
 
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def _connect(self) -> Client:
         async def quiet(exc: Exception) -> None:  # errors surface through the loop below
@@ -201,10 +198,9 @@ class Heartbeater:
 
 
 async def _close(nc: Client) -> None:
-    try:
+    # closing a broken connection may fail; it is gone either way
+    with contextlib.suppress(Exception):
         await asyncio.wait_for(nc.close(), CONNECT_TIMEOUT_S)
-    except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail; it is gone either way
-        pass
 
 
 def connection_from_env(url: str | None = None) -> Connection | None:

@@ -71,9 +71,10 @@ def confine(cfg: Config, value: str) -> tuple[Path, Kind]:
         raise ConfinementError(
             f"path {value!r} ({resolved}) matches none of protect.models/protect.configs: refused. "
             "Add a glob for it to the config if Grace should manage it.")
-    if candidate.is_symlink() or any(p.is_symlink() for p in candidate.parents if p.is_relative_to(base)):
-        if resolved != candidate.absolute():
-            raise ConfinementError(f"path {value!r} goes through a symlink to {resolved}: refused")
+    linked = candidate.is_symlink() or any(p.is_symlink() for p in candidate.parents
+                                           if p.is_relative_to(base))
+    if linked and resolved != candidate.absolute():
+        raise ConfinementError(f"path {value!r} goes through a symlink to {resolved}: refused")
     return resolved, kind
 
 

@@ -5,6 +5,7 @@ crash or stop heartbeating. One stage crashing never takes the others down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -46,13 +47,10 @@ class StageProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as out:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env}, start_new_session=True)
-        finally:
-            out.close()
         self.started_at = time.monotonic()
         self.expected_exit = False
 
@@ -115,10 +113,8 @@ class Watchdog:
         await self.publish(events.WatchdogStarted(name="stage-watchdog", tier=3, interval_s=0.5))
         while not stop.is_set():
             await self._check()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
-                pass
         await self.publish(events.WatchdogStopped(name="stage-watchdog", tier=3))
 
     async def _check(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -117,7 +118,7 @@ def test_cmd(path: str, events_file: str | None, from_log: bool, since: str, as_
 
 async def _read_log(ctx: object, window: float) -> list[Event]:
     """The log's events stored within `window` seconds, in order (a viewer's permissions)."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from grace import topology
     from grace.consume import Delivery
@@ -131,7 +132,7 @@ async def _read_log(ctx: object, window: float) -> list[Event]:
         async def keep(items: list[Delivery[Event]]) -> None:
             out.extend(d.item for d in items)
 
-        since = datetime.now(timezone.utc) - timedelta(seconds=window)
+        since = datetime.now(UTC) - timedelta(seconds=window)
         await read_subjects(bus, 1, info.state.last_seq, [topology.EVENTS_ALL], keep,
                             stage="playbooks-test", since=since)
         return out

@@ -87,7 +87,7 @@ def compile_where(node: Any, classes: list[type[events.Payload]], err: ErrFn,
             preds.append(_all(parts) if key == "all" else _any(parts))
         elif key == "not":
             inner = compile_where(value, classes, err, here)
-            preds.append(lambda d, f=inner: not f(d))
+            preds.append(_not(inner))
         else:
             why = check_field(str(key), classes)
             if why:
@@ -103,7 +103,7 @@ def _field_preds(path: str, spec: Any, err: ErrFn, at: tuple[str | int, ...]) ->
         spec = {"in": spec} if isinstance(spec, list) else {"eq": spec}
     out: list[Pred] = []
     for op, arg in spec.items():
-        pred = _op(get, str(op), arg, lambda m, o=op: err(m, (*at, o)))
+        pred = _op(get, str(op), arg, _err_at(err, (*at, op)))
         if pred is not None:
             out.append(pred)
     return out
@@ -170,6 +170,15 @@ def _all(preds: list[Pred]) -> Pred:
         a, b = preds
         return lambda d: a(d) and b(d)
     return lambda d: all(p(d) for p in preds)
+
+
+def _not(pred: Pred) -> Pred:
+    return lambda d: not pred(d)
+
+
+def _err_at(err: ErrFn, at: tuple[str | int, ...]) -> Callable[[str], None]:
+    """`err` with the location fixed: what an operator's check reports against."""
+    return lambda message: err(message, at)
 
 
 def _any(preds: list[Pred]) -> Pred:

@@ -77,7 +77,7 @@ class Playbook:
         if not self.group_getters:
             return ev.host
         parts = [ev.host]
-        for name, get in zip(self.group_fields, self.group_getters):
+        for name, get in zip(self.group_fields, self.group_getters, strict=True):
             value = get(ev)
             parts.append(f"{name}={'' if value is None else value}")
         return "/".join(parts)

@@ -6,18 +6,18 @@ A part of `Matcher` (see matcher_base.py for what it uses of it).
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
 from grace import events
-from grace.holds import Hold
 from grace.durations import fmt
 from grace.events import Event
+from grace.holds import Hold
 from processors.approvals import Request
 from processors.gates import Planned, Proposal
-from processors.model import DEFAULT_ESCALATION, ESCALATE
 from processors.matcher_base import MatcherBase
+from processors.model import DEFAULT_ESCALATION, ESCALATE
 from processors.targets import TargetState
 
 
@@ -126,4 +126,4 @@ class PeopleMixin(MatcherBase):
 
 
 def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+    return datetime.fromtimestamp(ts, UTC)

@@ -8,7 +8,7 @@ still in stream order, so the matcher's state comes out as in the live run.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import api
@@ -26,7 +26,7 @@ def reader_config(start_seq: int, subjects: list[str], since: datetime | None = 
     base.filter_subjects = subjects
     if since is not None and start_seq <= 1:
         base.deliver_policy, base.opt_start_seq = api.DeliverPolicy.BY_START_TIME, None
-        base.opt_start_time = since.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        base.opt_start_time = since.astimezone(UTC)  # nats-py writes it as UTC ISO 8601
     return base
 
 

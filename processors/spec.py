@@ -21,7 +21,7 @@ class _Spec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     pass
 
 
-class BudgetSpec(_Spec):
+class BudgetSpec(_Spec, frozen=True):  # frozen restated for mypy; msgspec inherits it
     """At most `max` actions per `per` period per target; then run `then` once."""
 
     max: int
@@ -29,7 +29,7 @@ class BudgetSpec(_Spec):
     then: ActionItem | None = None
 
 
-class VerifySpec(_Spec):
+class VerifySpec(_Spec, frozen=True):  # frozen restated for mypy; msgspec inherits it
     """The fix must show (condition_cleared, or `event` + `where`) within `within`."""
 
     within: Duration
@@ -37,7 +37,7 @@ class VerifySpec(_Spec):
     where: dict[str, Any] | None = None
 
 
-class PlaybookSpec(_Spec):
+class PlaybookSpec(_Spec, frozen=True):  # frozen restated for mypy; msgspec inherits it
     name: str
     description: str = ""
     on: str | list[str] | None = None
@@ -58,7 +58,7 @@ class PlaybookSpec(_Spec):
     approve_within: Duration | None = None  # mode approve: how long a request waits (15m)
 
 
-class PlaybookFile(_Spec):
+class PlaybookFile(_Spec, frozen=True):  # frozen restated for mypy; msgspec inherits it
     playbooks: list[PlaybookSpec]
 
 

@@ -20,8 +20,18 @@ class Pending(msgspec.Struct):
 class TargetState:
     """What one playbook remembers about one target."""
 
-    __slots__ = ("since", "window", "said", "last_action", "last_command", "actions", "verify",
-                 "seen", "escalated", "approval")
+    __slots__ = (
+        "actions",
+        "approval",
+        "escalated",
+        "last_action",
+        "last_command",
+        "said",
+        "seen",
+        "since",
+        "verify",
+        "window",
+    )
 
     def __init__(self) -> None:
         self.since: float | None = None  # when the `for` condition started to hold

@@ -44,6 +44,15 @@ def fields_in(value: Any) -> list[str]:
     return out
 
 
+def _constant(text: str) -> Render:
+    return lambda _ev: text
+
+
+def _text_of(get: Render) -> Render:
+    """A field as text inside a template: None renders as nothing."""
+    return lambda ev: "" if (v := get(ev)) is None else str(v)
+
+
 def compile_value(value: Any) -> Render:
     """A function rendering `value`'s templates from an event."""
     if isinstance(value, str):
@@ -57,17 +66,15 @@ def compile_value(value: Any) -> Render:
         for m in _TOKEN.finditer(value):
             if m.start() > pos:
                 text = value[pos: m.start()]
-                parts.append(lambda _ev, t=text: t)
+                parts.append(_constant(text))
             tok = m.group(0)
             if tok in ("{{", "}}"):
-                parts.append(lambda _ev, t=tok[0]: t)
+                parts.append(_constant(tok[0]))
             else:
-                get = getter(m.group(1))
-                parts.append(lambda ev, g=get: "" if (v := g(ev)) is None else str(v))
+                parts.append(_text_of(getter(m.group(1))))
             pos = m.end()
         if pos < len(value):
-            tail = value[pos:]
-            parts.append(lambda _ev, t=tail: t)
+            parts.append(_constant(value[pos:]))
         return lambda ev: "".join(p(ev) for p in parts)
     if isinstance(value, list):
         items = [compile_value(v) for v in value]

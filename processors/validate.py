@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -321,7 +321,7 @@ def _sample(t: msgspec.inspect.Type, nulls: bool) -> Any:
     if isinstance(t, i.DictType):
         return _AnyKeys()
     if isinstance(t, i.DateTimeType):
-        return datetime(2026, 1, 1, tzinfo=timezone.utc)
+        return datetime(2026, 1, 1, tzinfo=UTC)
     if isinstance(t, i.LiteralType):
         return t.values[0]
     return None

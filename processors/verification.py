@@ -7,15 +7,15 @@ A part of `Matcher` (see matcher_base.py for what it uses of it).
 from __future__ import annotations
 
 import heapq
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from grace import events
 from grace.durations import fmt
 from grace.events import Event
 from processors.evidence import verify_evidence
-from processors.model import DEFAULT_ESCALATION, Playbook
 from processors.matcher_base import MatcherBase
+from processors.model import DEFAULT_ESCALATION, Playbook
 from processors.targets import Pending, TargetState
 
 VERIFY_REASON = "verify of"  # how a verify escalation's reason starts (a restart learns it back)
@@ -121,4 +121,4 @@ class VerifyMixin(MatcherBase):
 
 
 def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+    return datetime.fromtimestamp(ts, UTC)

@@ -11,7 +11,6 @@ import asyncio
 from pathlib import Path
 from typing import ClassVar
 
-
 from grace import events, protect
 from producers.base import CheckResult, Env
 from producers.files import HashCache, read_manifest

@@ -21,7 +21,7 @@ began), so a freshly restarted instance is not reported before it could speak.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -32,10 +32,8 @@ from grace import events
 from grace.config import Kernel
 from producers import kernel_procs
 from producers.base import CheckResult, Env
-from producers.kernel_procs import Proc
+from producers.kernel_procs import Proc, Signal
 from producers.probes import ProbeFailed, probe
-
-Signal = Literal["heartbeat", "health_url", "process"]
 
 
 class HealthSignal:
@@ -175,4 +173,4 @@ def _later(a: float | None, b: float) -> float:
 
 def _wall(at: float, now: float) -> datetime:
     """A clock reading as a UTC time (the clock may be injected, so go by the difference)."""
-    return datetime.now(timezone.utc) - timedelta(seconds=max(0.0, now - at))
+    return datetime.now(UTC) - timedelta(seconds=max(0.0, now - at))

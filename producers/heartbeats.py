@@ -7,6 +7,7 @@ hung instance of a pool and resource_pressure knows each instance's pid.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,9 +70,7 @@ class HeartbeatTracker:
 
     async def close(self) -> None:
         if self._sub is not None:
-            try:
+            with contextlib.suppress(Exception):  # the connection may already be closed
                 await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may already be closed
-                pass
             self._sub = None
         self.listening = False

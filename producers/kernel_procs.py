@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import psutil
 
 from grace import kernelstate
 from grace.config import Config, Kernel
 from producers.heartbeats import HeartbeatTracker
+
+Signal = Literal["heartbeat", "health_url", "process"]  # how a kernel's liveness is judged
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def age_s(create_time: float) -> float | None:
     return max(0.0, time.time() - create_time) if create_time else None
 
 
-def judged_by(k: Kernel, tracker: HeartbeatTracker) -> str:
+def judged_by(k: Kernel, tracker: HeartbeatTracker) -> Signal:
     """The liveness signal of kernel `k`: heartbeat, health_url, or process alone."""
     if not k.heartbeat_timeout:
         return "process"

@@ -54,13 +54,13 @@ async def run_check(name: str, check: Check, timeout: float, changed: set[Path] 
     try:
         result = await asyncio.wait_for(check.check(changed), timeout)
         return Outcome(name, (time.perf_counter() - t0) * 1000, result)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Outcome(name, (time.perf_counter() - t0) * 1000,
                        error=f"{name} did not finish within monitor.timeout={timeout:g}s",
                        timed_out=True)
     except CheckError as exc:
         return Outcome(name, (time.perf_counter() - t0) * 1000, error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - a broken trigger must not stop the monitor
+    except Exception as exc:  # a broken trigger must not stop the monitor
         log.exception("trigger %s raised", name)
         return Outcome(name, (time.perf_counter() - t0) * 1000,
                        error=f"{name} raised {type(exc).__name__}: {exc}")
@@ -180,7 +180,7 @@ class TriggerMonitor:
             try:
                 await watch(self.cfg, self.on_files_changed, stop)
                 return
-            except Exception:  # noqa: BLE001 - the periodic cycle still covers the files
+            except Exception:  # the periodic cycle still covers the files
                 log.exception("file watching failed; retrying in 5s (cycles continue)")
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), 5)

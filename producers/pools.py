@@ -17,7 +17,6 @@ import psutil
 from grace.kernelstate import STATE_ENV
 
 
-
 def pool_sizes(host: str, data_dir: Path, kernels: set[str]) -> dict[str, int]:
     """kernel -> live processes of that pool on `host` (zombies excluded), for `kernels`."""
     sizes = dict.fromkeys(kernels, 0)

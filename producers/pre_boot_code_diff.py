@@ -76,7 +76,8 @@ class PreBootCodeDiff:
             changed = sorted(files)  # first run: check everything, report no change
         else:
             changed = sorted(r for r in set(files) | set(good) if files.get(r) != good.get(r))
-        res = CheckResult(stats={"files": float(len(files)), "changed": float(len(changed) if previous else 0)})
+        res = CheckResult(stats={"files": float(len(files)),
+                                 "changed": float(len(changed) if previous else 0)})
         for rel in changed:
             if rel.endswith(".py") and rel in files:
                 err = _compile(root / rel)

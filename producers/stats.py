@@ -41,7 +41,7 @@ def psi(baseline: Sequence[float], recent: Sequence[float], bins: int | None = N
         return [max(c, 0.5) / len(values) for c in counts]
 
     p, q = shares(baseline), shares(recent)
-    return sum((qi - pi) * math.log(qi / pi) for pi, qi in zip(p, q))
+    return sum((qi - pi) * math.log(qi / pi) for pi, qi in zip(p, q, strict=True))
 
 
 def linear_fit(points: Sequence[tuple[float, float]]) -> tuple[float, float, float]:

@@ -77,8 +77,8 @@ async def watch(cfg: Config, on_change: OnChange, stop: asyncio.Event) -> None:
     logging.getLogger("watchfiles.main").setLevel(logging.WARNING)  # one INFO line per change otherwise
     async for changes in awatch(*folders, stop_event=stop, debounce=50, step=20, recursive=True,
                                 watch_filter=_Filter(cfg), ignore_permission_denied=True):
-        routed = route(cfg, {Path(p).resolve() for _, p in changes})
+        routed = route(cfg, {Path(p).resolve() for _, p in changes})  # noqa: ASYNC240 - a few lstat()s
         try:
             await on_change(routed)  # possibly empty: the monitor counts every batch
-        except Exception:  # noqa: BLE001 - the periodic cycle still covers it
+        except Exception:  # the periodic cycle still covers it
             log.exception("reacting to a file change failed")

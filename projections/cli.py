@@ -9,8 +9,15 @@ from pathlib import Path
 
 import click
 
-from grace.cliutil import (config_option, data_dir_option, fail, guarded, load_context,
-                           run_until_signal, stage_options)
+from grace.cliutil import (
+    config_option,
+    data_dir_option,
+    fail,
+    guarded,
+    load_context,
+    run_until_signal,
+    stage_options,
+)
 from grace.errors import GraceError
 
 
@@ -36,8 +43,15 @@ def project(config_path: str | None, nats_url: str | None, data_dir: str | None)
 def replay(into: str, force: bool, until_seq: int | None, config_path: str | None,
            nats_url: str | None, data_dir: str | None) -> None:
     """Rebuild a projection from sequence 1 of the log into a new file."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                               TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from projections.replay import replay_into
 

@@ -68,7 +68,8 @@ def render(body: dict[str, Any], path: Path) -> None:
     if body["stale"]:
         console.print(f"[red]STALE[/]: the newest event in this file is from {body['as_of']}, more "
                       f"than {body['stale_after_s']}s (3 monitor intervals) before {body['timestamp']}"
-                      "; Grace (its monitor or its projection) is not running. The figures below are as of then.")
+                      "; Grace (its monitor or its projection) is not running. "
+                      "The figures below are as of then.")
     else:
         console.print(f"as of {body['as_of']}")
     panels = []

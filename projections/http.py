@@ -95,7 +95,7 @@ class ProjectionCollector:
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - ":PORT" means every interface
 
 
 def make_app(cfg: Config, projector: Projector, bus: Bus | None) -> web.Application:

@@ -371,4 +371,4 @@ def state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """projection_state as a dict (position, counts, times)."""
     row = con.execute(STATE).fetchone()
     keys = ("last_seq", "events", "unknown_events", "last_event_time", "updated_at")
-    return dict(zip(keys, row)) if row else dict.fromkeys(keys)
+    return dict(zip(keys, row, strict=True)) if row else dict.fromkeys(keys)

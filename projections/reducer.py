@@ -161,7 +161,7 @@ class Reducer:
 
 
 _KEY_FIELDS: dict[str, tuple[str, ...]] = {
-    t: getattr(events.PAYLOAD_CLASSES[t], "KEY_FIELDS") for t in events.TRIGGER_TYPES}
+    t: c.KEY_FIELDS for t, c in events.PAYLOAD_CLASSES.items() if issubclass(c, events.Trigger)}
 _key_cache: dict[tuple[Any, ...], str] = {}
 
 

@@ -12,8 +12,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -218,10 +218,8 @@ def _grow_pipe(stream: IO[bytes] | None) -> None:
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
     if stream is None or set_size is None:
         return
-    try:
+    with suppress(OSError):
         fcntl.fcntl(stream.fileno(), set_size, 1 << 20)
-    except OSError:
-        pass
 
 
 def _reader_failed(proc: subprocess.Popen[bytes]) -> str:

@@ -48,7 +48,7 @@ async def publisher(projector: Projector, dest: Path, every: float, stop: asynci
     """Publish the dashboard file when the projection moved on since the last time."""
     published = -1
     while True:
-        if projector.applied_seq != published or not dest.exists():
+        if projector.applied_seq != published or not dest.exists():  # noqa: ASYNC240 - one stat()
             try:
                 published = await projector.publish(dest)
             except Exception as exc:  # noqa: BLE001 - keep projecting; say what failed
@@ -123,7 +123,7 @@ async def _drain(bus: Bus, projector: Projector, timeout: float = DRAIN_S) -> No
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while projector.reduced_seq < target and loop.time() < deadline:
+    while projector.reduced_seq < target and loop.time() < deadline:  # noqa: ASYNC110 - a counter
         await asyncio.sleep(0.02)
     if projector.reduced_seq < target:
         log.warning("stopped at sequence %d of %d: the rest is projected on the next start",

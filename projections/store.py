@@ -10,9 +10,10 @@ complete.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +45,13 @@ class ProjectionError(GraceError):
 
 def utcnow() -> datetime:
     """Wall clock, UTC, without zone (the TIMESTAMP columns' convention)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def naive_utc(t: datetime | None) -> datetime | None:
     if t is None or t.tzinfo is None:
         return t
-    return t.astimezone(timezone.utc).replace(tzinfo=None)
+    return t.astimezone(UTC).replace(tzinfo=None)
 
 
 def sql_str(value: str) -> str:
@@ -76,7 +77,7 @@ def _column(table: str, name: str, values: tuple[Any, ...], type_: pa.DataType) 
         return pa.array(values, type_)
     except _UNFIT:
         fitted = [_fit(v, type_) for v in values]
-        bad = sum(1 for a, b in zip(values, fitted) if a is not None and b is None)
+        bad = sum(1 for a, b in zip(values, fitted, strict=True) if a is not None and b is None)
         log.warning("%s.%s: %d value(s) do not fit %s and are stored as NULL (the raw event "
                     "stays in the log)", table, name, bad, type_)
         return pa.array(fitted, type_)
@@ -85,9 +86,9 @@ def _column(table: str, name: str, values: tuple[Any, ...], type_: pa.DataType) 
 def to_arrow(table: str, rows: list[tuple[Any, ...]]) -> pa.Table:
     """Rows (tuples in schema order) as an Arrow table of the table's schema."""
     sch = _SCHEMAS[table]
-    cols = list(zip(*rows))
-    return pa.Table.from_arrays([_column(table, f.name, c, f.type) for c, f in zip(cols, sch)],
-                                schema=sch)
+    cols = list(zip(*rows, strict=True))  # strict: a row that does not match the schema fails here
+    return pa.Table.from_arrays(
+        [_column(table, f.name, c, f.type) for c, f in zip(cols, sch, strict=True)], schema=sch)
 
 
 def arrow_tables(rows: Rows) -> dict[str, pa.Table]:
@@ -171,7 +172,7 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             self.in_transaction = True
         try:
-            for table, grace_batch in arrow.items():  # noqa: B007 - read by name in the SQL
+            for table, grace_batch in arrow.items():  # noqa: B007, PERF102 - read by name in the SQL
                 # DuckDB finds `grace_batch` among this frame's variables (a replacement scan):
                 # ~0.6 ms less per statement than register()/unregister() of a view
                 verb = "INSERT OR REPLACE" if table == "kernels" else "INSERT"
@@ -198,10 +199,8 @@ class Store:
         """Drop the open transaction, if any (everything since the last commit)."""
         if self.in_transaction:
             self.in_transaction = False
-            try:
+            with contextlib.suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
 
     def publish(self, dest: Path) -> None:
         """Copy the whole projection to a new file, then atomically put it at `dest`."""
@@ -227,7 +226,7 @@ class Store:
 
 def quarantine(path: Path, reason: str) -> Path:
     """Set a live file aside (never delete it): `<name>.corrupt-<timestamp>`; returns the new path."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     dest = path.with_name(f"{path.name}.corrupt-{stamp}")
     os.replace(path, dest)
     wal = path.with_name(path.name + ".wal")

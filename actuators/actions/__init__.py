@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from actuators.actions import (clear_caches, escalate, load, restart_kernel, restore, review_code,
-                               scale_workers, take_snapshot, upgrade_pr)
+from actuators.actions import (
+    clear_caches,
+    escalate,
+    load,
+    restart_kernel,
+    restore,
+    review_code,
+    scale_workers,
+    take_snapshot,
+    upgrade_pr,
+)
 from actuators.actions.base import Action, ActionContext
 
 ACTIONS: dict[str, Action] = {

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from actuators.supervisor import Supervisor
 from grace import events
 from grace.config import Config
 from grace.errors import ActionError
-
-from actuators.supervisor import Supervisor
 
 Target = dict[str, Any]
 Details = dict[str, Any]

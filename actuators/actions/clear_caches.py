@@ -5,10 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from actuators.actions.base import Action, ActionContext, Details, Target
 from grace import events, manifest, protect
 from grace.errors import ConfinementError
-
-from actuators.actions.base import Action, ActionContext, Details, Target
 
 
 def _allowed(ctx: ActionContext) -> dict[Path, str]:

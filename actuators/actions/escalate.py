@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from grace import events
-
 from actuators import checks
 from actuators.actions.base import Action, ActionContext, Details, Target
+from grace import events
 
 
 def cause_data(evidence: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,9 @@ memory). The supervisor resumes every shed kernel after `shed.max_s` by itself.
 
 from __future__ import annotations
 
+from actuators.actions.base import Action, ActionContext, Details, Target
 from grace import events
 from grace.errors import ActionError
-
-from actuators.actions.base import Action, ActionContext, Details, Target
 
 
 async def plan_shed(ctx: ActionContext, cmd: events.ShedLoad) -> Target:

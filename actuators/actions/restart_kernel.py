@@ -6,10 +6,9 @@ running untouched (a hung instance is not a reason to restart a healthy one).
 
 from __future__ import annotations
 
+from actuators.actions.base import Action, ActionContext, Details, Target
 from grace import events
 from grace.errors import ActionError
-
-from actuators.actions.base import Action, ActionContext, Details, Target
 
 
 async def plan(ctx: ActionContext, cmd: events.RestartKernel) -> Target:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from actuators import snapshots
+from actuators.actions.base import Action, ActionContext, Details, Target
 from grace import events, manifest, protect
 from grace.errors import ActionError
 from grace.protect import Kind
-
-from actuators import snapshots
-from actuators.actions.base import Action, ActionContext, Details, Target
 
 
 def _planner(kind: Kind | None) -> Any:

@@ -8,11 +8,10 @@ publishes the fix_report: a test run never holds up the command queue.
 
 from __future__ import annotations
 
-from grace import events
-
 from actuators import checks
 from actuators.actions.base import Action, ActionContext, Details, Target
 from actuators.actions.escalate import about
+from grace import events
 
 
 async def plan(ctx: ActionContext, cmd: events.ReviewCode) -> Target:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from actuators.actions.base import Action, ActionContext, Details, Target
 from grace import events
 from grace.errors import ActionError
-
-from actuators.actions.base import Action, ActionContext, Details, Target
 
 
 async def plan(ctx: ActionContext, cmd: events.ScaleWorkers) -> Target:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from grace import events
-from grace.errors import ActionError
-
 from actuators import snapshots
 from actuators.actions.base import Action, ActionContext, Details, Target
+from grace import events
+from grace.errors import ActionError
 
 
 async def plan(ctx: ActionContext, cmd: events.TakeSnapshot) -> Target:

@@ -7,17 +7,17 @@ checked against strict patterns before they reach a git argument or a branch nam
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
 
-from grace import events
-from grace.errors import ActionError
-
 from actuators import checks
 from actuators.actions.base import Action, ActionContext, Details, Target
+from grace import events
+from grace.errors import ActionError
 
 PACKAGE_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 VERSION_RE = re.compile(r"^[0-9]+(?:\.[0-9A-Za-z]+){0,10}$")
@@ -46,7 +46,7 @@ def bump(text: str, package: str, version: str) -> str:
 def git(root: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None,
         check: bool = True) -> str:
     r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, input=input,
-                       timeout=60, env={**os.environ, **(env or {})})
+                       timeout=60, env={**os.environ, **(env or {})}, check=False)
     if check and r.returncode != 0:
         raise ActionError(f"git {args[0]} failed in {root}: {r.stderr.strip() or r.stdout.strip()}")
     return r.stdout
@@ -66,6 +66,11 @@ def pin_files(ctx: ActionContext, top: Path) -> list[Path]:
 
 
 async def plan(ctx: ActionContext, cmd: events.CreateUpgradePr) -> Target:
+    """Check the request and the repository; git runs in a thread, off the actuator's loop."""
+    return await asyncio.to_thread(_plan, ctx, cmd)
+
+
+def _plan(ctx: ActionContext, cmd: events.CreateUpgradePr) -> Target:
     if not PACKAGE_RE.match(cmd.package):
         raise ActionError(f"package name {cmd.package!r} is not a valid distribution name: refused")
     if cmd.version is None:
@@ -75,7 +80,7 @@ async def plan(ctx: ActionContext, cmd: events.CreateUpgradePr) -> Target:
         raise ActionError(f"version {cmd.version!r} is not a plain release version: refused")
     root = checks.code_root(ctx.cfg)
     r = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True,
-                       text=True, timeout=30)
+                       text=True, timeout=30, check=False)
     if r.returncode != 0:
         raise ActionError(f"code root {root} is not a git repository (code.root in the config)")
     top = Path(r.stdout.strip()).resolve()
@@ -89,12 +94,18 @@ async def plan(ctx: ActionContext, cmd: events.CreateUpgradePr) -> Target:
 
 
 async def apply(ctx: ActionContext, cmd: events.CreateUpgradePr, target: Target) -> Details:
+    """Commit the bumped pins on a new branch; git runs in a thread, off the actuator's loop."""
+    return await asyncio.to_thread(_apply, ctx, cmd, target)
+
+
+def _apply(ctx: ActionContext, cmd: events.CreateUpgradePr, target: Target) -> Details:
     top, branch, base = Path(target["repo"]), target["branch"], target["base"]
     existing = git(top, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip()
     if existing:  # created before a crash, or by an earlier command: report it, do not redo it
         return {**target, "commit": existing, "created": False,
                 "diff": git(top, "diff", f"{existing}~1", existing)}
-    assert cmd.version is not None
+    if cmd.version is None:  # plan refused it; a command replayed past plan must not get further
+        raise ActionError(f"no fixed version of {cmd.package} is known; nothing to upgrade to")
     changed: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}

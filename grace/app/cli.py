@@ -10,8 +10,7 @@ import click
 
 from grace import __version__, events
 from grace.app.commands import CommandLoadError, GraceGroup, import_part
-from grace.cliutil import (fail, guarded, load_context, run, run_until_signal, setup_logging,
-                           stage_options)
+from grace.cliutil import fail, guarded, load_context, run, run_until_signal, setup_logging, stage_options
 from grace.errors import EventError
 
 

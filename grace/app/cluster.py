@@ -55,7 +55,8 @@ class LocalCluster:
 async def wait_for_meta_leader(url: str, timeout: float = 30.0) -> None:
     """Block until the cluster's JetStream meta group answers API requests."""
     import nats
-    from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+    from nats.errors import NoRespondersError
+    from nats.errors import TimeoutError as NatsTimeout
     from nats.js.errors import APIError, ServiceUnavailableError
 
     from grace.bus import split_servers
@@ -68,7 +69,7 @@ async def wait_for_meta_leader(url: str, timeout: float = 30.0) -> None:
             try:
                 await nc.jetstream().account_info()
                 return
-            except (APIError, ServiceUnavailableError, NoRespondersError, NatsTimeout, asyncio.TimeoutError):
+            except (TimeoutError, APIError, ServiceUnavailableError, NoRespondersError, NatsTimeout):
                 if loop.time() > deadline:
                     raise
                 await asyncio.sleep(0.2)

@@ -73,7 +73,7 @@ def kernel_processes(host: str, kernel: str, state_file: Path | None = None) -> 
     return found
 
 
-def inject(ctx: Context, kind: str) -> str:
+def inject(ctx: Context, kind: str) -> str:  # noqa: RET503 - fail() never returns
     """Break the example system in one way; return what was done."""
     cfg = ctx.cfg
     files = protect.protected_files(cfg)
@@ -115,8 +115,8 @@ def inject(ctx: Context, kind: str) -> str:
     if kind == "cpu-burn":
         seconds = CPU_BURN_S
         for _ in range(psutil.cpu_count() or 1):
-            subprocess.Popen([sys.executable, "-c", f"import time\nt=time.time()+{seconds}\n"
-                              "while time.time()<t: pass"], start_new_session=True)
+            burn = f"import time\nt=time.time()+{seconds}\nwhile time.time()<t: pass"
+            subprocess.Popen([sys.executable, "-c", burn], start_new_session=True)
         return f"burning every core for {seconds}s"
     if kind == "error-storm":
         if not cfg.logs:
@@ -134,9 +134,8 @@ def inject(ctx: Context, kind: str) -> str:
             fail("the config names no log file")
         log = cfg.path(cfg.logs[0])
         log.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.Popen([sys.executable, "-c", "import sys; from grace.app.demo import ramp; "
-                          "ramp(sys.argv[1], int(sys.argv[2]))", str(log), str(RAMP_S)],
-                         start_new_session=True)
+        script = "import sys; from grace.app.demo import ramp; ramp(sys.argv[1], int(sys.argv[2]))"
+        subprocess.Popen([sys.executable, "-c", script, str(log), str(RAMP_S)], start_new_session=True)
         return (f"writing a climbing error rate into {log} for {RAMP_S // 60} min "
                 "(1 line/s more every 20 s)")
     if kind == "syntax-error":

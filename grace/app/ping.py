@@ -43,7 +43,7 @@ def ping(name: str, timeout: float, host: str | None, config_path: str | None, n
             await bus.nc.subscribe_raw(topology.heartbeat_filter(host or ctx.cfg.host), on_beat)
             try:
                 await asyncio.wait_for(seen.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise NoHeartbeat(f"no heartbeat from {name!r} on host {host or ctx.cfg.host!r} within "
                                   f"{timeout:.0f}s: is it running? Check its log.") from None
             click.echo(f"{name}: alive")

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def _held_at_boot(seen: list[events.Event]) -> str:
     """The boot line's note on kernels not started because a hold covers them."""
     held = [e.data for e in seen if isinstance(e.data, events.KernelHeld)]
     return "; ".join(f"{d.kernel}[{d.instance}] held by hold {d.hold_id} ({d.target}, by {d.by}, "
-                     f"until {d.until.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}): starts when the hold ends"
+                     f"until {d.until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}): starts when the hold ends"
                      for d in held)
 
 
@@ -101,7 +101,8 @@ def _first_cycle(seen: list[events.Event]) -> bool:
     started = next((e.data for e in seen if isinstance(e.data, events.MonitorStarted)), None)
     if started is None:
         return False
-    checked = {e.data.trigger for e in seen if isinstance(e.data, (events.CheckCompleted, events.CheckFailed))}
+    checked = {e.data.trigger for e in seen
+               if isinstance(e.data, (events.CheckCompleted, events.CheckFailed))}
     return set(started.triggers) <= checked
 
 
@@ -115,9 +116,8 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}")
         await boot.phase(2, "completed", f"NATS {ctx.url()}, streams ensured")
         logs = ctx.data_dir / "logs"
-        for name in STAGES:
-            stages.append(StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
-                                       logs / f"{name}.log"))
+        stages.extend(StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
+                                   logs / f"{name}.log") for name in STAGES)
         by_name = {s.name: s for s in stages}
         # the projection first: a boot that stops at phase 3 or 4 still reaches the dashboard file
         projecting = await _first_heartbeat(bus, ctx.cfg.host, "project")
@@ -133,7 +133,7 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(projecting.wait(), STAGE_UP_TIMEOUT_S)
                 raise
-            except Exception as exc:  # noqa: BLE001 - a failed phase is reported, boot goes on
+            except Exception as exc:  # a failed phase is reported, boot goes on
                 log.exception("boot phase %d failed", n)
                 await boot.phase(n, "failed", repr(exc))
         await boot.phase(5, "started")

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timezone
-from typing import Any, ClassVar, Literal, Union
+from datetime import UTC, datetime
+from typing import Any, Literal, Union
 
 import msgspec
 
-from grace.events.base import MAX_PAYLOAD, SPECVERSION, Payload  # noqa: F401 - part of the contract
+# part of the contract: re-exported as events.X (the `as` form marks a re-export for mypy)
+from grace.events.base import MAX_PAYLOAD as MAX_PAYLOAD
+from grace.events.base import SPECVERSION as SPECVERSION
+from grace.events.base import Payload as Payload
 from grace.events.commands import *  # noqa: F403 - the contract is one namespace: events.X
+from grace.events.commands import Command
 from grace.events.decisions import *  # noqa: F403
 from grace.events.findings import *  # noqa: F403
-from grace.events.system import *  # noqa: F403
-from grace.events.commands import Command
 from grace.events.findings import Trigger
+from grace.events.system import *  # noqa: F403
 
 # ---------------------------------------------------------------- heartbeats (core NATS, not the log)
 
@@ -103,9 +106,9 @@ EVENT_CLASSES: dict[str, type[Event]] = {
 COMMAND_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Command))
 TRIGGER_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Trigger))
 # the findings that report a problem: counted as issues on the dashboard, each routed or record-only
-PROBLEM_TYPES = frozenset(t for t in TRIGGER_TYPES if getattr(PAYLOAD_CLASSES[t], "PROBLEM"))
+PROBLEM_TYPES = frozenset(t for t, c in PAYLOAD_CLASSES.items() if issubclass(c, Trigger) and c.PROBLEM)
 
-AnyEvent = Union[tuple(EVENT_CLASSES.values())]  # type: ignore[valid-type]
+AnyEvent = Union[tuple(EVENT_CLASSES.values())]  # type: ignore[valid-type]  # noqa: UP007 - built at run time
 
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(AnyEvent)
@@ -114,7 +117,7 @@ _envelope_decoder = msgspec.json.Decoder(Envelope)
 
 def now() -> datetime:
     """The current time, UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def finding_key(data: Trigger) -> dict[str, str]:
@@ -141,8 +144,8 @@ def make_event(data: Payload, *, host: str, source: str, id: str | None = None,
                subject: str | None = None, time: datetime | None = None) -> Event:
     """Wrap `data` in its typed CloudEvents envelope."""
     cls = EVENT_CLASSES[data.TYPE]
-    return cls(specversion="1.0", datacontenttype="application/json", id=id or new_id(), source=source, time=time or now(), subject=subject,
-               host=host, data=data)
+    return cls(specversion="1.0", datacontenttype="application/json", id=id or new_id(), source=source,
+               time=time or now(), subject=subject, host=host, data=data)
 
 
 def encode(event: Event) -> bytes:

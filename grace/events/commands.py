@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-
 from grace.events.base import Payload
-
 
 # ---------------------------------------------------------------- commands
 

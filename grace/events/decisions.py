@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-
 from grace.events.base import Payload
-
 
 # ---------------------------------------------------------------- decisions
 

@@ -52,8 +52,18 @@ class Proposal:
     """A playbook that matched (or a timer that is due), before the gates. One is made per
     match, so it is a plain slotted class and its commands are rendered only when asked."""
 
-    __slots__ = ("playbook", "event", "target", "host", "at", "t", "cause_ids", "_reason",
-                 "_render", "_planned")
+    __slots__ = (
+        "_planned",
+        "_reason",
+        "_render",
+        "at",
+        "cause_ids",
+        "event",
+        "host",
+        "playbook",
+        "t",
+        "target",
+    )
 
     def __init__(self, playbook: Playbook, event: Event | None, target: str, host: str,
                  at: datetime, cause_ids: list[str], reason: str | Callable[[], str],

@@ -192,8 +192,8 @@ class BlastRadius(Gate):
     def _busy(self, host: str, kernel: str) -> dict[int, str]:
         """Instances of the kernel down now, with why."""
         pool = self.pools.get((host, kernel), Pool())
-        out: dict[int, str] = {i: "suspended" for i in pool.suspended}
-        out.update({i: "exited, not started again" for i in pool.down})
+        out: dict[int, str] = dict.fromkeys(pool.suspended, "suspended")
+        out.update(dict.fromkeys(pool.down, "exited, not started again"))
         for cid, r in self.restarts.items():
             if r.host == host and r.kernel == kernel:
                 for i in (r.left if r.left is not None else self._all(host, kernel)):

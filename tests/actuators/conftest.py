@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest_asyncio
 
+from actuators.executor import Executor
+from actuators.intents import IntentStore
+from actuators.supervisor import Supervisor
 from grace import bus as bus_mod
 from grace import events
 from grace.bus import Bus
 from grace.config import Config
-
-from actuators.executor import Executor
-from actuators.intents import IntentStore
-from actuators.supervisor import Supervisor
 from tests.actuators.helpers import kernel, make_config, unique_host
 from tests.actuators.outcomes_support import example  # noqa: F401 - a fixture: the shipped example
 

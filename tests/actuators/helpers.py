@@ -40,11 +40,8 @@ def ready(root: Path, pid: int) -> bool:
 def kernel_processes(root: Path) -> list[psutil.Process]:
     """Live processes running this test folder's kernel script (children or adopted)."""
     marker = str(root / "kernel.py")
-    out = []
-    for p in psutil.process_iter(["cmdline", "status"]):
-        if marker in (p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE:
-            out.append(p)
-    return out
+    return [p for p in psutil.process_iter(["cmdline", "status"])
+            if marker in (p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE]
 
 
 def unique_host(prefix: str = "act") -> str:

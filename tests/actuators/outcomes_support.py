@@ -10,6 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest_asyncio
 
+from actuators.agent import AgentHandler
+from actuators.executor import Executor
+from actuators.intents import IntentStore
 from grace import bus as bus_mod
 from grace import config as config_mod
 from grace import events, topology
@@ -18,10 +21,6 @@ from grace.bus import Bus
 from grace.config import Config
 from processors import stage, validate
 from processors.matcher import Matcher
-
-from actuators.agent import AgentHandler
-from actuators.executor import Executor
-from actuators.intents import IntentStore
 from tests.actuators.helpers import events_of, unique_host
 from tests.processors.support import ev
 from tests.support import wait_for
@@ -89,7 +88,7 @@ async def tasks_of(bus: Bus, host: str) -> list[events.Event]:
         while True:
             msgs = await sub.fetch(50, timeout=1)
             found += [events.decode(m.data) for m in msgs]
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         await sub.unsubscribe()

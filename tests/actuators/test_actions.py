@@ -8,10 +8,9 @@ import msgspec
 import psutil
 import pytest
 
-from grace import events, manifest
-
 from actuators import snapshots
 from actuators.intents import Intent
+from grace import events, manifest
 from tests.actuators.conftest import World
 from tests.actuators.helpers import results_for
 
@@ -144,7 +143,8 @@ async def test_clear_caches_empties_only_configured_cache_dirs(world: World) -> 
     assert cache.is_dir() and list(cache.iterdir()) == [] and keep.read_text() == "keep"
     assert result.data.details["bytes_freed"] >= 150
     bad = await world.executor.handle(world.command(events.ClearCaches(paths=["models"])))
-    assert isinstance(bad.data, events.CommandFailed) and "not one of the configured caches" in bad.data.reason
+    assert isinstance(bad.data, events.CommandFailed)
+    assert "not one of the configured caches" in bad.data.reason
     assert (world.root / "models" / "m.pkl").exists()
 
 
@@ -173,4 +173,4 @@ def test_every_command_type_has_an_action() -> None:
     from actuators.actions import ACTIONS
 
     assert set(ACTIONS) == set(events.COMMAND_TYPES)
-    assert all(a.params.TYPE == name for name, a in ACTIONS.items())
+    assert all(name == a.params.TYPE for name, a in ACTIONS.items())

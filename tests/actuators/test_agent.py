@@ -6,9 +6,8 @@ import asyncio
 import json
 import sys
 
-from grace import events, topology
-
 from actuators.agent import AgentHandler
+from grace import events, topology
 from tests.actuators.conftest import World
 from tests.actuators.helpers import events_of, make_config
 from tests.support import wait_for
@@ -32,9 +31,8 @@ async def tasks_of(world: World) -> list[events.Event]:
     sub = await world.bus.js.pull_subscribe(topology.task_subject(world.cfg.host, "*"), durable=None,
                                             stream=topology.TASKS)
     try:
-        for msg in await sub.fetch(10, timeout=2):
-            found.append(events.decode(msg.data))
-    except asyncio.TimeoutError:
+        found.extend(events.decode(msg.data) for msg in await sub.fetch(10, timeout=2))
+    except TimeoutError:
         pass
     finally:
         await sub.unsubscribe()
@@ -44,8 +42,8 @@ async def tasks_of(world: World) -> list[events.Event]:
 async def test_escalation_publishes_a_durable_task_and_the_handler_reports(world: World) -> None:
     cfg = make_config(world.root, host=world.cfg.host, code={"root": "src", "tests": "src/tests"},
                       agent={"command": [sys.executable, "-c",
-                                         "import json,sys; t=json.load(open(sys.argv[1]));"
-                                         "print('agent got', t['data']['task_id'])"]})
+                                         ("import json,sys; t=json.load(open(sys.argv[1]));"
+                                          "print('agent got', t['data']['task_id'])")]})
     world.executor.cfg = cfg
     write_code(world, BAD)
     cmd = world.command(events.EscalateToCodingAgent(summary="NameError storm in shapes",

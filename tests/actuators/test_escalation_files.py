@@ -14,7 +14,6 @@ from grace import codefiles, events
 from producers.base import make_env
 from producers.live_error_feed import LiveErrorFeed
 from producers.state import StateStore
-
 from tests.actuators.outcomes_support import Example
 
 

@@ -23,14 +23,13 @@ import psutil
 import pytest
 import pytest_asyncio
 
+from actuators.holds_feed import HoldsFeed
+from actuators.supervisor import Supervisor
 from grace import bus as bus_mod
 from grace import events
 from grace.bus import Bus
 from grace.config import Config
 from grace.embedded import EmbeddedServer
-
-from actuators.holds_feed import HoldsFeed
-from actuators.supervisor import Supervisor
 from tests.actuators.helpers import kernel, make_config, unique_host
 from tests.support import wait_for
 
@@ -191,7 +190,8 @@ async def test_holds_on_other_kernels_instances_or_hosts_do_not_stop_a_restart(
         for name, index in (("worker", 0), ("api", 0)):
             old = running(tmp_path, name)[index]
             os.kill(old, signal.SIGKILL)
-            await wait_for(lambda: running(tmp_path, name).get(index) not in (None, old), timeout=10)
+            await wait_for(lambda name=name, index=index, old=old:
+                           running(tmp_path, name).get(index) not in (None, old), timeout=10)
         assert not a.of(events.KernelHeld)
 
         # a hold on this host covers every kernel on it
@@ -351,8 +351,8 @@ async def test_a_crash_looping_kernel_stops_being_restarted_once_held(
     """A hold added while the kernel is in its restart backoff takes effect at the next
     restart: no more processes until the hold ends."""
     host, b = host_bus
-    flaky = {"name": "flaky", "command": [sys.executable, "-c", "import sys, time; "
-                                          "time.sleep(0.3); sys.exit(3)"], "stop_timeout": "2s"}
+    script = "import sys, time; time.sleep(0.3); sys.exit(3)"
+    flaky = {"name": "flaky", "command": [sys.executable, "-c", script], "stop_timeout": "2s"}
     cfg = make_config(tmp_path, host=host, kernels=[flaky])
     a = await start_actuator(cfg, b)
     try:

@@ -11,7 +11,6 @@ from typing import Any
 import msgspec
 
 from grace import events
-
 from tests.actuators.outcomes_support import Example
 from tests.processors.support import commands, ev, gap, matcher, run
 

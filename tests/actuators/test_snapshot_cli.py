@@ -6,7 +6,6 @@ from pathlib import Path
 
 from grace import manifest
 from grace.bus import Bus
-
 from tests.actuators.helpers import events_of, make_config
 from tests.support import grace_cmd
 

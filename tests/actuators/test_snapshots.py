@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from actuators import snapshots
 from grace import events, integrity, manifest
 from grace.errors import ActionError, ConfinementError
-
-from actuators import snapshots
 from tests.actuators.helpers import make_config
 
-T0 = datetime(2025, 11, 15, 7, 30, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 11, 15, 7, 30, 0, tzinfo=UTC)
 
 
 def at(t: datetime):  # noqa: ANN201 - a clock
@@ -26,12 +25,14 @@ def test_snapshot_layout_has_stamped_copies_latest_and_manifest(tmp_path: Path) 
     out = snapshots.take(cfg, now=at(T0))
     assert sorted(type(e).__name__ for e in out) == ["SnapshotTaken", "SnapshotTaken"]
     snap = tmp_path / ".grace_snapshots"
-    assert (snap / "models" / "m_20251115_073000.pkl").read_bytes() == (tmp_path / "models/m.pkl").read_bytes()
-    assert (snap / "models" / "m.pkl").read_bytes() == (tmp_path / "models/m.pkl").read_bytes()
+    model = (tmp_path / "models/m.pkl").read_bytes()
+    assert (snap / "models" / "m_20251115_073000.pkl").read_bytes() == model
+    assert (snap / "models" / "m.pkl").read_bytes() == model
     assert (snap / "configs" / "app_20251115_073000.yaml").is_file()
     m = json.loads((snap / "manifest.json").read_text())
     assert m["files"]["models/m.pkl"]["sha256"] == integrity.sha256_file(tmp_path / "models/m.pkl")
-    assert manifest.load(cfg).baseline("config/app.yaml") == integrity.sha256_file(tmp_path / "config/app.yaml")
+    app = integrity.sha256_file(tmp_path / "config/app.yaml")
+    assert manifest.load(cfg).baseline("config/app.yaml") == app
 
 
 def test_corrupt_file_is_refused_as_a_snapshot_source(tmp_path: Path) -> None:

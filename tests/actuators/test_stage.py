@@ -13,12 +13,10 @@ import psutil
 import pytest
 from nats.js import api
 
+from actuators.intents import IntentStore
 from grace import events, topology
 from grace.bus import Bus
-
-from actuators.intents import IntentStore
-from tests.actuators.helpers import (events_of, kernel, kernel_processes, make_config, ready,
-                                    results_for)
+from tests.actuators.helpers import events_of, kernel, kernel_processes, make_config, ready, results_for
 from tests.support import grace_cmd, wait_for
 
 GRACE = shutil.which("grace", path=str(Path(sys.executable).parent)) or "grace"
@@ -82,7 +80,8 @@ async def test_restore_command_published_to_nats_restores_the_file_and_logs_succ
     (result,) = await wait_for(succeeded, timeout=30, interval=0.2)
     assert model.read_bytes() == good
     assert result.data.action == "restore_model_weights" and result.data.target == "models/m.pkl"
-    assert any(e.data.path == "models/m.pkl" for e in await events_of(bus, cfg.host, "snapshot", "snapshot_restored"))
+    restored = await events_of(bus, cfg.host, "snapshot", "snapshot_restored")
+    assert any(e.data.path == "models/m.pkl" for e in restored)
     started = await events_of(bus, cfg.host, "stage", "watchdog_started")
     assert any(e.data.name == "kernel-supervisor" and e.data.tier == 2 for e in started)
     assert await events_of(bus, cfg.host, "snapshot", "snapshot_policy")
@@ -151,6 +150,6 @@ async def test_actuator_killed_mid_restart_restarts_once_and_reports_once(
     results = await results_for(bus, cfg.host, cmd.id)
     assert [r.type for r in results] == ["command_succeeded"]
     assert results[0].data.details["old_pids"] == {"0": first.pid}
-    restarts = [e for e in await events_of(bus, cfg.host, "kernel", "kernel_restarted")]
+    restarts = list(await events_of(bus, cfg.host, "kernel", "kernel_restarted"))
     assert len(restarts) == 1 and restarts[0].data.pid == procs[0].pid
     assert act.stop() == 0

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from grace import events
-
 from actuators.supervisor import Supervisor
+from grace import events
 from tests.actuators.helpers import kernel, kernel_processes, make_config, ready
 from tests.support import wait_for
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from grace import events
-
 from actuators.actions.upgrade_pr import bump
+from grace import events
 from tests.actuators.conftest import World
 
 
@@ -48,7 +47,8 @@ async def test_an_upgrade_branch_is_created_with_the_bumped_pin_and_its_diff(wor
     assert "-requests==2.30.0" in d["diff"] and "+requests==2.32.3" in d["diff"]
     assert git(world.root, "show", f"{d['branch']}:src/requirements.txt").startswith("requests==2.32.3\n")
     assert "Requests[socks]>=2.32.3" in git(world.root, "show", f"{d['branch']}:src/pyproject.toml")
-    assert git(world.root, "log", "-1", "--format=%an <%ae>", d["branch"]).strip() == "Grace <grace@localhost>"
+    author = git(world.root, "log", "-1", "--format=%an <%ae>", d["branch"]).strip()
+    assert author == "Grace <grace@localhost>"
     # the working tree and the current branch are untouched; nothing else changed
     assert git(world.root, "rev-parse", "HEAD").strip() == head
     assert git(world.root, "branch", "--show-current").strip() == "main"

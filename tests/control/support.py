@@ -8,7 +8,6 @@ from typing import Any
 from grace import events
 from grace.bus import Bus
 from grace.config import Config
-
 from tests.actuators.helpers import events_of, kernel, make_config, unique_host
 from tests.conftest import REPO
 from tests.support import grace_cmd

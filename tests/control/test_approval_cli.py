@@ -5,13 +5,12 @@ from __future__ import annotations
 import getpass
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from control.approval_cli import decision_id
 from grace import events
 from grace.bus import Bus
-
-from control.approval_cli import decision_id
 from tests.control.support import cli, operator_config, operator_events, said
 
 
@@ -19,7 +18,7 @@ async def request(bus: Bus, host: str, *, expires_in: float = 900,
                   playbook: str = "config_drift_detected") -> str:
     """Publish approval_requested for a fresh command id, as an `approve` playbook's match does."""
     command_id = uuid.uuid4().hex
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await bus.publish(bus.event(events.ApprovalRequested(
         playbook=playbook, command_id=command_id, action="restore_from_snapshot",
         target="config/app.yaml", cause_ids=["e1"], reason="config/app.yaml drifted",

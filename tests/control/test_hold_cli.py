@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import getpass
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from grace import events
 from grace.bus import Bus
 from grace.embedded import EmbeddedServer
-
 from tests.control.support import cli, operator_config, operator_events, said
 
 
@@ -143,7 +142,7 @@ async def test_playbook_host_and_instance_targets_are_accepted(tmp_path: Path, n
 async def test_release_refuses_unknown_and_expired_holds_naming_what_is_known(
         tmp_path: Path, nats_url: str, bus: Bus) -> None:
     cfg = operator_config(tmp_path)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # a hold whose time is up, and the processor has not recorded its expiry yet
     ended = events.HoldAdded(hold_id="0e0e0e0e", target="kernel:api", until=now - timedelta(
         seconds=1), for_s=60, reason="short", by="bob")

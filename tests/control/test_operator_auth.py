@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest_asyncio
@@ -15,12 +15,11 @@ from grace import auth, events
 from grace import bus as bus_mod
 from grace.config import Config
 from grace.embedded import EmbeddedServer
-
 from tests.control.support import cli, operator_config, operator_events, said
 from tests.support import grace_cmd
 
 HOLD = events.HoldAdded(hold_id="a1b2c3d4", target="kernel:api", until=datetime(
-    2030, 1, 1, tzinfo=timezone.utc), for_s=60, reason="r", by="x")
+    2030, 1, 1, tzinfo=UTC), for_s=60, reason="r", by="x")
 GRANT = events.ApprovalGranted(command_id="c1", by="x")
 DENY = events.ApprovalDenied(command_id="c1", by="x", reason="no")
 RELEASE = events.HoldReleased(hold_id="a1b2c3d4", target="kernel:api", by="grace", via="expiry",
@@ -100,7 +99,7 @@ async def test_the_operator_commands_work_with_auth_on(secured: Secured) -> None
         await processor.publish(processor.event(events.ApprovalRequested(
             playbook="kernel_heartbeat_gap", command_id="cmd-auth-1", action="restart_kernel",
             target="api", cause_ids=[], within_s=900,
-            expires_at=datetime.now(timezone.utc) + timedelta(minutes=15))))
+            expires_at=datetime.now(UTC) + timedelta(minutes=15))))
     finally:
         await processor.close()
     pending = json.loads(cli(root, url, "approvals", "--json").stdout)

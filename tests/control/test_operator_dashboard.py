@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from grace.embedded import EmbeddedServer
-
 from tests.control.support import cli, operator_config, said
 from tests.control.test_approval_cli import request
 from tests.projections.live import Projector, until

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,13 +66,13 @@ class Running:
 
     def dashboard_file(self) -> dict[str, Any]:
         out = subprocess.run([sys.executable, "-m", "grace.app", "dashboard", "--json", "-c",
-                              str(self.config)], capture_output=True, text=True, timeout=60)
+                              str(self.config)], capture_output=True, check=False, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)  # type: ignore[no-any-return]
 
     def fault(self, kind: str) -> str:
         out = subprocess.run([sys.executable, "-m", "grace.app", "demo", "fault", kind, "-c",
-                              str(self.config)], capture_output=True, text=True, timeout=60)
+                              str(self.config)], capture_output=True, check=False, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         return out.stdout
 
@@ -122,9 +122,9 @@ def booted(root: Path, cfg: Path) -> Iterator[Running]:
     http = re.search(r'listen: "([^"]+)"', cfg.read_text())
     assert http
     log = root / "up.log"
-    out = open(log, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log, "wb") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     running = Running(root, cfg, proc, f"http://{http.group(1)}", log)
     deadline = time.monotonic() + BOOT_TIMEOUT_S
     while "phase 7/7" not in log.read_text(errors="replace"):
@@ -259,20 +259,16 @@ def all_states(running: Running) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for k in running.ctx().cfg.kernels:
         for pid in instance_pids(running, k.name).values():
-            try:
+            with suppress(psutil.Error):
                 out.setdefault(k.name, set()).add(str(psutil.Process(pid).status()))
-            except psutil.Error:
-                pass
     return out
 
 
 def kernel_states(host: str, kernel: str) -> set[str]:
     out = set()
     for p in _ours(host, kernel):
-        try:
+        with suppress(Exception):  # exited meanwhile
             out.add(p.status())
-        except Exception:  # noqa: BLE001 - exited meanwhile
-            pass
     return out
 
 
@@ -285,6 +281,18 @@ def stage_process(up_pid: int, stage: str) -> psutil.Process:
     raise AssertionError(f"no {stage} stage under grace up")
 
 
-__all__ = ["Running", "all_states", "expect", "eventually", "instance_pids", "kernel_pids",
-           "kernel_states", "of_type", "os", "stage_process",
-           "succeeded", "topology", "watch_from_now"]
+__all__ = [
+    "Running",
+    "all_states",
+    "eventually",
+    "expect",
+    "instance_pids",
+    "kernel_pids",
+    "kernel_states",
+    "of_type",
+    "os",
+    "stage_process",
+    "succeeded",
+    "topology",
+    "watch_from_now",
+]

@@ -9,6 +9,7 @@ Grace on the machine, nor another test's kernels with ours)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -39,10 +40,9 @@ def make_system(root: Path) -> Path:
 
 
 def start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
-    out = open(log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    out.close()
+    with open(log, "ab") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + BOOT_TIMEOUT_S
     boots = log.read_text(errors="replace").count("phase 7/7")
     while log.read_text(errors="replace").count("phase 7/7") <= boots:
@@ -59,7 +59,7 @@ def read(cfg: Path, at: datetime | None = None) -> dict[str, Any]:
             "--file", str(cfg.parent / ".grace" / "dashboard.duckdb")]
     if at is not None:
         argv += ["--at", at.strftime("%Y-%m-%dT%H:%M:%SZ")]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(argv, capture_output=True, check=False, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
@@ -76,7 +76,7 @@ def wait_for(pred: Any, cfg: Path, timeout: float = 60) -> dict[str, Any]:
 
 
 def parse(t: str) -> datetime:
-    return datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ")
+    return datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ")  # noqa: DTZ007 - naive UTC, the dashboard's convention
 
 
 def utcnow() -> datetime:
@@ -119,7 +119,7 @@ def test_a_crashed_grace_leaves_a_file_that_says_stale_once_the_limit_passed(
         assert "nats-server" in names and len(victims) >= 8, names  # up, 4 stages, nats, kernels
         for p in victims:  # SIGKILL: nothing gets to say goodbye
             p.kill()
-        gone, alive = psutil.wait_procs(victims, timeout=10)
+        _gone, alive = psutil.wait_procs(victims, timeout=10)
         assert not alive, alive
         proc.wait(5)
         killed_at = utcnow()
@@ -164,7 +164,5 @@ def test_a_crashed_grace_leaves_a_file_that_says_stale_once_the_limit_passed(
         assert day["system_state"] == "stopped" and day["stale"] is False
     finally:
         for p in run_processes(proc, root):
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.kill()
-            except psutil.Error:
-                pass

@@ -6,7 +6,6 @@ Only the ports differ from examples/grace.yaml, so this module can run beside ot
 
 from __future__ import annotations
 
-
 import pytest
 
 from grace import bus as bus_mod

@@ -14,7 +14,15 @@ import pytest
 
 from grace import bus as bus_mod
 from grace import events, topology
-from tests.e2e.conftest import Running, eventually, expect, kernel_pids, kernel_states, succeeded, watch_from_now
+from tests.e2e.conftest import (
+    Running,
+    eventually,
+    expect,
+    kernel_pids,
+    kernel_states,
+    succeeded,
+    watch_from_now,
+)
 
 pytestmark = pytest.mark.slow
 HOST = "demo"

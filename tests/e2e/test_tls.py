@@ -81,7 +81,7 @@ async def test_every_kernel_heartbeats_over_tls(tls_bus: bus_mod.Bus) -> None:
 
     sub = await tls_bus.nc.subscribe(topology.heartbeat_filter("demo"), cb=on)
     try:
-        await wait_for(lambda: KERNELS <= seen, timeout=30)
+        await wait_for(lambda: seen >= KERNELS, timeout=30)
     finally:
         await sub.unsubscribe()
 

@@ -52,7 +52,7 @@ def test_the_design_example_loads_with_typed_durations(tmp_path: Path) -> None:
     assert cfg.data_path == (tmp_path / ".grace").resolve()  # relative to the config's folder
 
 
-@pytest.mark.parametrize("edit, line, path, words", [
+@pytest.mark.parametrize(("edit", "line", "path", "words"), [
     (("monitor: {interval: 30s, timeout: 5s}", "monitor: {interval: 30s, timeout: 5s, bogus: 1}"),
      4, "monitor.bogus", "unknown key `bogus`"),
     (("heartbeat_timeout: 15s", "heartbeat_timeout: fifteen"), 9, "kernels.0.heartbeat_timeout",

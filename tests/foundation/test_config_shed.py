@@ -21,7 +21,7 @@ def test_shed_defaults_to_nothing_for_at_most_five_minutes(tmp_path: Path) -> No
     assert cfg.shed.kernels == [] and float(cfg.shed.max_s) == 300.0
 
 
-@pytest.mark.parametrize("kernels,message", [("[api]", "critical"), ("[ghost]", "not a kernel")])
+@pytest.mark.parametrize(("kernels", "message"), [("[api]", "critical"), ("[ghost]", "not a kernel")])
 def test_shed_kernels_must_be_known_and_non_critical(tmp_path: Path, kernels: str, message: str) -> None:
     (tmp_path / "grace.yaml").write_text(BASE + f"shed: {{kernels: {kernels}, max_s: 2m}}\n")
     with pytest.raises(ValidationErrors) as exc:

@@ -22,13 +22,13 @@ def test_start_writes_url_file_and_stop_removes_it(tmp_path: Path) -> None:
 
 
 def test_second_grace_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
-    with embedded.EmbeddedServer(tmp_path):
-        with pytest.raises(EmbeddedServerError, match="another Grace already runs"):
-            embedded.EmbeddedServer(tmp_path).start()
+    with (embedded.EmbeddedServer(tmp_path),
+          pytest.raises(EmbeddedServerError, match="another Grace already runs")):
+        embedded.EmbeddedServer(tmp_path).start()
 
 
 def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
-    with embedded.EmbeddedServer(tmp_path / "a") as first:
+    with embedded.EmbeddedServer(tmp_path / "a") as first:  # noqa: SIM117 - `first` names the port below
         with pytest.raises(EmbeddedServerError, match=f"port {first.port} .* already in use"):
             embedded.EmbeddedServer(tmp_path / "b", port=first.port).start()
 

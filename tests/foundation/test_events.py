@@ -63,13 +63,13 @@ def test_envelope_is_cloudevents_structured_json() -> None:
     assert "subject" not in doc  # CloudEvents forbids null attributes
 
 
-@pytest.mark.parametrize("raw, reason", [
+@pytest.mark.parametrize(("raw", "reason"), [
     (b"not json", "not valid JSON"),
     (b'{"type":"no_such_type","specversion":"1.0"}', "unknown event type"),
-    (b'{"type":"model_corruption","specversion":"1.0","id":"1","source":"s","time":"2026-01-01T00:00:00Z",'
-     b'"datacontenttype":"application/json","host":"h","data":{"path":3}}', "$.data.path"),
-    (b'{"type":"model_corruption","specversion":"0.3","id":"1","source":"s",'
-     b'"time":"2026-01-01T00:00:00Z","datacontenttype":"application/json","host":"h","data":{}}',
+    ((b'{"type":"model_corruption","specversion":"1.0","id":"1","source":"s","time":"2026-01-01T00:00:00Z",'
+      b'"datacontenttype":"application/json","host":"h","data":{"path":3}}'), "$.data.path"),
+    ((b'{"type":"model_corruption","specversion":"0.3","id":"1","source":"s",'
+      b'"time":"2026-01-01T00:00:00Z","datacontenttype":"application/json","host":"h","data":{}}'),
      "$.specversion"),
 ])
 def test_bad_events_are_refused_with_a_reason_and_the_raw_bytes(raw: bytes, reason: str) -> None:

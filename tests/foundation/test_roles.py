@@ -19,10 +19,10 @@ CATEGORIES = {cls.CATEGORY for cls in events.PAYLOAD_CLASSES.values()}
 def matches(pattern: str, subject: str) -> bool:
     """NATS subject matching: `*` is one token, `>` the rest (one token or more)."""
     p, s = pattern.split("."), subject.split(".")
-    for i, token in enumerate(p):
-        if token == ">":
+    for i, part in enumerate(p):
+        if part == ">":
             return len(s) > i
-        if i >= len(s) or (token != "*" and token != s[i]):
+        if i >= len(s) or (part != "*" and part != s[i]):
             return False
     return len(p) == len(s)
 
@@ -73,7 +73,7 @@ def test_every_extra_event_subject_names_a_real_category_and_type() -> None:
             assert category in CATEGORIES, (role, subject)
             assert topology.EVENT_PUBLISHERS[category] != role, (role, subject, "owns it already")
             if type_ != "*":
-                assert events.PAYLOAD_CLASSES[type_].CATEGORY == category, (role, subject)
+                assert category == events.PAYLOAD_CLASSES[type_].CATEGORY, (role, subject)
 
 
 def test_each_pipeline_roles_allow_list_is_what_the_table_says() -> None:

@@ -35,13 +35,14 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             if field not in new_props:
                 problems.append(f"{name}.{field}: removed or renamed")
             elif _shape(spec) != _shape(new_props[field]):
-                problems.append(f"{name}.{field}: type changed from {_shape(spec)} to {_shape(new_props[field])}")
+                problems.append(
+                    f"{name}.{field}: type changed from {_shape(spec)} to {_shape(new_props[field])}")
             else:
-                for value in sorted(_enum_values(spec) - _enum_values(new_props[field]), key=str):
-                    problems.append(f"{name}.{field}: enum value {value!r} removed")
+                removed = sorted(_enum_values(spec) - _enum_values(new_props[field]), key=str)
+                problems.extend(f"{name}.{field}: enum value {value!r} removed" for value in removed)
         added_required = set(new_def.get("required", [])) - set(old_def.get("required", []))
-        for field in sorted(added_required):
-            problems.append(f"{name}.{field}: new required field (give it a default)")
+        problems.extend(f"{name}.{field}: new required field (give it a default)"
+                        for field in sorted(added_required))
     return problems
 
 

@@ -39,7 +39,7 @@ async def test_consumer_survives_server_sigkill_and_restart(fresh_server: Embedd
 
     second = [b.event(events.CpuSaturation(scope="system", percent=float(i), threshold=90, samples=3))
               for i in range(1000)]
-    for attempt in range(20):
+    for _attempt in range(20):
         try:
             await b.publish_many(second, timeout=5)
             break

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,7 @@ T0 = 1_800_000_000.0  # virtual time zero (2027-01-15)
 
 def at(seconds: float) -> datetime:
     """A virtual instant: `seconds` after T0."""
-    return datetime.fromtimestamp(T0 + seconds, timezone.utc)
+    return datetime.fromtimestamp(T0 + seconds, UTC)
 
 
 def ev(payload: events.Payload, t: float, host: str = "web-1", id: str | None = None
@@ -70,7 +70,7 @@ def write(tmp: Path, name: str, text: str) -> Path:
     return p
 
 
-async def stored(b: "Bus", stream: str, subject: str) -> list[events.Event]:
+async def stored(b: Bus, stream: str, subject: str) -> list[events.Event]:
     """Every message of `stream` on `subject` (wildcards allowed), decoded, in order."""
     from nats.js.errors import NotFoundError
 

@@ -21,7 +21,7 @@ def pred(where: Any, cls: type[events.Payload] = events.CpuSaturation) -> condit
 CPU = ev(events.CpuSaturation(scope="system", percent=95.0, threshold=90.0, samples=3), 0)
 
 
-@pytest.mark.parametrize("where,expected", [
+@pytest.mark.parametrize(("where", "expected"), [
     ({"percent": {"eq": 95.0}}, True), ({"percent": {"ne": 95.0}}, False),
     ({"percent": {"gt": 95}}, False), ({"percent": {"ge": 95}}, True),
     ({"percent": {"lt": 96}}, True), ({"percent": {"le": 94}}, False),
@@ -47,7 +47,7 @@ def test_dict_fields_are_read_by_dotted_path() -> None:
     assert not pred({"key.path": {"exists": True}}, events.ConditionCleared)(e)
 
 
-@pytest.mark.parametrize("where,message", [
+@pytest.mark.parametrize(("where", "message"), [
     ({"percentage": {"gt": 1}}, "has no field `percentage`"),
     ({"percent": {"gt": "90"}}, "compares numbers"),
     ({"percent": {"between": [1, 2]}}, "unknown operator `between`"),

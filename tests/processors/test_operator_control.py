@@ -7,7 +7,7 @@ from datetime import timedelta
 from grace import events
 from processors.gates import Settings
 from processors.matcher import Matcher
-from tests.processors.support import at, commands, ev, gap, matcher, of_type, playbooks, run
+from tests.processors.support import at, commands, ev, matcher, of_type, playbooks, run
 
 RESTART = """
 playbooks:
@@ -76,7 +76,8 @@ def test_an_instance_hold_covers_that_instance_and_the_whole_kernel_only() -> No
     group_by: [kernel]
     do: [{restart_kernel: {kernel: "{kernel}"}}]
 """)
-    spike = events.LatencySpike(kernel="api", url="http://x/health", p95_ms=900.0, threshold_ms=500.0, samples=5)
+    spike = events.LatencySpike(kernel="api", url="http://x/health", p95_ms=900.0, threshold_ms=500.0,
+                                samples=5)
     out = run(m, hold("kernel:api/1", 0, 600), ev(gap_of("api", 0), 1), ev(gap_of("api", 1), 2),
               ev(spike, 3))
     assert [(c.data.kernel, c.data.instance) for c in commands(out)] == [("api", 0)]

@@ -27,7 +27,7 @@ async def test_commands_go_to_the_event_hosts_subject_and_decisions_to_the_log(b
     host = unique_host()
     trigger = ev(gap("api"), 0, host=host)
     await bus.publish(trigger)
-    proc, stop, task = await start(bus, host)
+    _proc, stop, task = await start(bus, host)
     try:
         cmds = await wait_for(lambda: stored(bus, topology.COMMANDS,
                                              topology.command_subject(host, "restart_kernel")))
@@ -102,7 +102,7 @@ async def test_an_unknown_event_type_is_rejected_and_the_processor_goes_on(bus: 
            b'"host":"' + host.encode() + b'","data":{"kernel":"api"}}')
     await bus.nc.publish(topology.event_subject("trigger", "kernel_heartbeat_gapp", host), raw)
     await bus.publish(ev(gap("api"), 0, host=host))
-    proc, stop, task = await start(bus, host)
+    _proc, stop, task = await start(bus, host)
     try:
         await wait_for(lambda: stored(bus, topology.COMMANDS, topology.command_filter(host)))
         last = await bus.js.get_last_msg(topology.REJECTED, topology.rejected_subject("processor"))

@@ -194,7 +194,7 @@ def test_at_most_half_of_a_pool_restarts_at_once_until_one_is_back() -> None:
     first = acts(out, "restart_kernel")[0]
     out = run(m, ev(hung("worker", 2), 12), ev(hung("worker", 2), 12.5), ev(hung("worker", 3), 13))
     assert restarted_instances(out) == []
-    [r2, r3] = refused(out, "blast_radius")  # once per target and pool state, not per event
+    [r2, _r3] = refused(out, "blast_radius")  # once per target and pool state, not per event
     assert r2.target == f"{HOST}/kernel=worker/instance=2"
     assert "2 of 4 instances restarting or suspended" in r2.detail
     assert "limit safety.max_pool_restarting 0.5 = 2 of 4" in r2.detail

@@ -128,14 +128,14 @@ CASES: list[tuple[str, list[tuple[events.Payload, float]], list[tuple[str, dict[
 ]
 
 
-@pytest.mark.parametrize("name,feed_events,expected,route", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "feed_events", "expected", "route"), CASES, ids=[c[0] for c in CASES])
 def test_shipped_playbook_emits_its_command(name: str, feed_events: list[tuple[events.Payload, float]],
                                             expected: list[tuple[str, dict[str, Any]]],
                                             route: str) -> None:
     out = feed(shipped(), *[ev(p, t) for p, t in feed_events])
     cmds = [c for c in commands(out) if c.data.playbook == name]
     assert [c.type for c in cmds] == [a for a, _ in expected]
-    for cmd, (_, params) in zip(cmds, expected):
+    for cmd, (_, params) in zip(cmds, expected, strict=True):
         for key, value in params.items():
             assert getattr(cmd.data, key) == value, key
         assert cmd.host == "web-1"

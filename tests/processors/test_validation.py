@@ -30,7 +30,8 @@ def test_cli_exits_1_with_file_line_errors() -> None:
     rel = (GOLDEN / "unknown_action.yaml").relative_to(REPO)
     result = grace_cmd("playbooks", "validate", str(rel), cwd=REPO)
     assert result.returncode == 1
-    assert result.stderr.startswith(f"{rel}:5: unknown action 'restart_kernal'; did you mean 'restart_kernel'?")
+    assert result.stderr.startswith(
+        f"{rel}:5: unknown action 'restart_kernal'; did you mean 'restart_kernel'?")
 
 
 def test_a_bad_file_loads_nothing_but_good_files_still_validate(tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ async def test_a_failed_verify_escalates_once_with_evidence_across_a_restart(bus
         now[0] = T0 + 125  # past the 2m verify deadline, the gap still reported
         [esc] = await wait_for(lambda: commands("escalate_to_coding_agent"))
         proof = esc.data.evidence["verify"]
-        assert proof["checked"] == f"condition_cleared of kernel_heartbeat_gap for {host}/kernel=api/instance="
+        assert proof["checked"] == (
+            f"condition_cleared of kernel_heartbeat_gap for {host}/kernel=api/instance=")
         assert proof["found"].startswith("kernel_heartbeat_gap still reported at ")
         assert proof["latest"]["data"]["kernel"] == "api"
         await wait_for(lambda: proc.consumer is not None and proc.consumer.pending == 0

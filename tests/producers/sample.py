@@ -27,8 +27,7 @@ def write_system(root: Path, extra: dict[str, Any] | None = None, baseline: bool
         "protect": {"models": ["models/*.pkl"], "configs": ["config/*.yaml"]},
         "code": {"root": "src"},
     }
-    for k, v in (extra or {}).items():
-        doc[k] = v
+    doc.update(extra or {})
     (root / "grace.yaml").write_text(yaml.safe_dump(doc))
     cfg = config.load(root / "grace.yaml")
     if baseline:

@@ -28,7 +28,8 @@ def test_check_json_reports_nothing_when_healthy_and_model_corruption_after_corr
     [finding] = json.loads(broken.stdout)["findings"]
     assert finding["type"] == "model_corruption" and finding["key"] == {"path": "models/m.pkl"}
     data = finding["data"]
-    assert data["expected_sha256"] and data["actual_sha256"] and data["expected_sha256"] != data["actual_sha256"]
+    assert data["expected_sha256"] and data["actual_sha256"]
+    assert data["expected_sha256"] != data["actual_sha256"]
     assert not (tmp_path / "data" / "state").exists()  # a check writes no state
 
 

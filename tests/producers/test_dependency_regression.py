@@ -29,7 +29,8 @@ def _trigger(tmp_path: Path, lock: str, advisories: object | None = None) -> Dep
     adv_path = None
     if advisories is not None:
         adv_path = "advisories.json"
-        (tmp_path / adv_path).write_text(advisories if isinstance(advisories, str) else json.dumps(advisories))
+        text = advisories if isinstance(advisories, str) else json.dumps(advisories)
+        (tmp_path / adv_path).write_text(text)
     cfg = msgspec.structs.replace(
         config.load(None), config_dir=str(tmp_path),
         dependencies=config.Dependencies(lock="requirements.lock", advisories=adv_path,
@@ -43,7 +44,8 @@ async def test_matching_lock_is_clean_and_counts_tracked_dependencies(tmp_path: 
 
 
 async def test_missing_downgraded_and_changed_pins_are_regressions(tmp_path: Path) -> None:
-    res = await _trigger(tmp_path, "# lock\nrequests==2.32.3\nJinja2==3.1.0\nrich==13.0.0\nurllib3==2.2.0\n").check()
+    lock = "# lock\nrequests==2.32.3\nJinja2==3.1.0\nrich==13.0.0\nurllib3==2.2.0\n"
+    res = await _trigger(tmp_path, lock).check()
     got = {f.package: (f.change, f.installed_version) for f in res.findings
            if isinstance(f, events.DependencyRegression)}
     assert got == {"requests": ("downgraded", "2.31.0"), "jinja2": ("changed", "3.1.2"),
@@ -54,11 +56,14 @@ async def test_osv_advisory_in_range_is_vulnerable_dependency_with_fixed_version
     osv = {"vulns": [
         {"id": "GHSA-9wx4-h78v-vm56", "aliases": ["CVE-2024-35195"], "summary": "certs not verified",
          "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
-                       "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.32.0"}]}]}]},
+                       "ranges": [{"type": "ECOSYSTEM",
+                                   "events": [{"introduced": "0"}, {"fixed": "2.32.0"}]}]}]},
         {"id": "PYSEC-1", "affected": [{"package": {"name": "jinja2"}, "versions": ["3.1.2", "3.1.3"],
-                                         "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "3.0"}, {"fixed": "3.1.4"}]}]}]},
+                                         "ranges": [{"type": "ECOSYSTEM", "events": [
+                                             {"introduced": "3.0"}, {"fixed": "3.1.4"}]}]}]},
         {"id": "PYSEC-2", "affected": [{"package": {"name": "urllib3"},
-                                         "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "1.0"}, {"fixed": "1.26.18"}]}]}]},
+                                         "ranges": [{"type": "ECOSYSTEM", "events": [
+                                             {"introduced": "1.0"}, {"fixed": "1.26.18"}]}]}]},
     ]}
     res = await _trigger(tmp_path, "requests==2.31.0\n", osv).check()
     vulns = {f.package: f for f in res.findings if isinstance(f, events.VulnerableDependency)}

@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from grace import events
 from producers.base import Env, make_env
@@ -88,12 +89,8 @@ async def test_unreadable_manifest_is_a_check_error_naming_the_file(env: Env) ->
     from producers.base import CheckError
 
     manifest.manifest_path(env.cfg).write_text("{not json")
-    try:
+    with pytest.raises(CheckError, match=r"manifest\.json"):
         await ModelIntegrity(env).check()
-    except CheckError as exc:
-        assert "manifest.json" in str(exc)
-    else:
-        raise AssertionError("a corrupt manifest must fail the check")
 
 
 async def test_missing_model_is_model_corruption(env: Env) -> None:

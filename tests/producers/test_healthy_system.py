@@ -7,7 +7,7 @@ import random
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -45,7 +45,7 @@ async def healthy(tmp_path: Path) -> AsyncIterator[Env]:
     })
     env = make_env(cfg, StateStore(tmp_path / "state"))
     env.shared.heartbeats.listening = True
-    env.shared.heartbeats.record(events.Heartbeat(name="api", pid=idle.pid, time=datetime.now(timezone.utc)))
+    env.shared.heartbeats.record(events.Heartbeat(name="api", pid=idle.pid, time=datetime.now(UTC)))
     rng = random.Random(3)  # steady latency samples, as the probes of a healthy service give
     for i in range(300):
         env.shared.add_latency("api", float(i), rng.gauss(5.0, 0.5))
@@ -66,7 +66,7 @@ async def test_trigger_does_not_fire_on_a_healthy_system(name: str, healthy: Env
     for _ in range(RUNS):
         now[0] += 30.0
         env.shared.heartbeats.record(events.Heartbeat(name="api", pid=env.shared.heartbeats.pid("api") or 0,
-                                                      time=datetime.now(timezone.utc)))
+                                                      time=datetime.now(UTC)))
         res = await trig.check()
         assert not res.errors, res.errors
         findings = res.findings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -16,8 +17,8 @@ import psutil
 import pytest
 
 from grace import config, events, heartbeat, kernelstate
-from grace.durations import parse_duration
 from grace.bus import Bus
+from grace.durations import parse_duration
 from producers.base import make_env
 from producers.health_signal import HealthSignal
 from producers.state import StateStore
@@ -68,8 +69,8 @@ async def test_kernel_that_stops_heartbeating_is_a_gap_and_a_dead_one_is_process
         await env.shared.heartbeats.close()
 
 
-async def test_a_kernel_suspended_by_shed_load_is_not_a_gap_but_one_stopped_by_others_is(bus: Bus, nats_url: str,
-                                                             tmp_path: Path) -> None:
+async def test_a_kernel_suspended_by_shed_load_is_not_a_gap_but_one_stopped_by_others_is(
+        bus: Bus, nats_url: str, tmp_path: Path) -> None:
     host = "hb-" + uuid.uuid4().hex[:8]
     env = make_env(_cfg(tmp_path, host), StateStore(tmp_path / "state"), bus)
     await env.shared.heartbeats.listen(bus.nc)
@@ -82,7 +83,7 @@ async def test_a_kernel_suspended_by_shed_load_is_not_a_gap_but_one_stopped_by_o
         kernelstate.write(kernelstate.state_path(env.cfg), [kernelstate.Recorded(
             kernel="svc", index=0, pid=child.pid, create_time=psutil.Process(child.pid).create_time(),
             state="suspended")])
-        time.sleep(1.0)  # twice the heartbeat timeout
+        await asyncio.sleep(1.0)  # twice the heartbeat timeout
         result = await trig.check()
         assert result.findings == []
         assert result.stats["kernels_suspended"] == 1

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -40,9 +40,10 @@ def shipped(tmp_path: Path) -> Config:
     for k in cfg.kernels:
         if k.name == "static":
             cmd = [port if c == "18090" else c for c in k.command]
-            k = msgspec.structs.replace(k, command=[str(c) for c in cmd],
-                                        health_url=(k.health_url or "").replace("18090", str(port)))
-        kernels.append(k)
+            health_url = (k.health_url or "").replace("18090", str(port))
+            kernels.append(msgspec.structs.replace(k, command=[str(c) for c in cmd], health_url=health_url))
+        else:
+            kernels.append(k)
     return msgspec.structs.replace(cfg, kernels=kernels, data_dir=str(tmp_path / "data"),
                                    host="t-" + os.urandom(4).hex())
 
@@ -178,7 +179,7 @@ async def test_one_silent_instance_of_a_pool_is_a_gap_and_its_sibling_is_not(tmp
 
         def beat(index: int, pid: int) -> None:
             env.shared.heartbeats.record(events.Heartbeat(name="api", instance=index, pid=pid,
-                                                          time=datetime.now(timezone.utc)))
+                                                          time=datetime.now(UTC)))
 
         for _ in range(3):
             now[0] += 2.0
@@ -251,7 +252,7 @@ async def test_memory_pressure_of_a_kernel_names_the_instance_holding_the_memory
         stop(small, hog)
 
 
-@pytest.mark.parametrize("value,expected", [("2", 2), ("", 0)])
+@pytest.mark.parametrize(("value", "expected"), [("2", 2), ("", 0)])
 def test_heartbeats_carry_the_instance_the_supervisor_gives(monkeypatch: pytest.MonkeyPatch,
                                                             value: str, expected: int) -> None:
     from grace import heartbeat
@@ -276,13 +277,13 @@ async def test_a_restarted_instance_gets_its_grace_period_and_a_wrappers_child_m
         trig = HealthSignal(env)
         # the previous process of instance 0 beat last at 1000 and was replaced by `new`
         env.shared.heartbeats.record(events.Heartbeat(name="api", instance=0, pid=999_999,
-                                                      time=datetime.now(timezone.utc)))
+                                                      time=datetime.now(UTC)))
         record(cfg, ("api", 0, new, "running"))
         now[0] = 1010.0  # the old heartbeat is 10 s old, but it is not this process's
         assert about((await trig.check()).findings, "api") == []
         now[0] = 1012.0  # a heartbeat from another pid after the start: the kernel's own child
         env.shared.heartbeats.record(events.Heartbeat(name="api", instance=0, pid=new.pid + 1,
-                                                      time=datetime.now(timezone.utc)))
+                                                      time=datetime.now(UTC)))
         now[0] = 1017.0
         assert about((await trig.check()).findings, "api") == []
         now[0] = 1019.0  # 7 s since the last heartbeat > 6 s

@@ -10,8 +10,8 @@ from typing import ClassVar
 import msgspec
 
 from grace import config
-from grace.durations import parse_duration
 from grace.bus import Bus
+from grace.durations import parse_duration
 from producers.base import CheckResult, Env
 from producers.monitor import TriggerMonitor
 from producers.registry import TRIGGERS
@@ -38,12 +38,11 @@ class Broken:
 
 
 def _cfg(tmp_path: Path, **monitor: object) -> config.Config:
-    cfg = write_system(tmp_path, {
+    return write_system(tmp_path, {
         "host": "mon-" + uuid.uuid4().hex[:8],
         "thresholds": {"cpu_percent": 100.0, "memory_percent": 100.0},
         "monitor": {"interval": "0.3s", "timeout": "2s", "backoff_max": "0.6s", "watch_files": False,
                     **monitor}})
-    return cfg
 
 
 async def _start(cfg: config.Config, bus: Bus, triggers: dict[str, type] | None = None
@@ -129,7 +128,7 @@ async def test_timed_out_trigger_is_check_failed_with_timed_out(bus: Bus, tmp_pa
 
     cfg = msgspec.structs.replace(_cfg(tmp_path), monitor=config.Monitor(
         interval=parse_duration("0.2s"), timeout=parse_duration("0.1s"), watch_files=False))
-    mon, stop, task = await _start(cfg, bus, {"slow": Slow})  # type: ignore[dict-item]
+    _mon, stop, task = await _start(cfg, bus, {"slow": Slow})  # type: ignore[dict-item]
     try:
         await wait_for(lambda: _has(bus, cfg.host, "check_failed", trigger="slow", timed_out=True),
                        timeout=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -31,7 +31,7 @@ async def test_cpu_burning_kernel_is_cpu_saturation_only_when_sustained(tmp_path
         kernel = config.Kernel(name="burner", command=["x"])
         env = make_env(_cfg(tmp_path, [kernel], cpu=30.0, sustained=2), StateStore(tmp_path / "s"))
         env.shared.heartbeats.record(events.Heartbeat(name="burner", pid=burner.pid,
-                                                      time=datetime.now(timezone.utc)))
+                                                      time=datetime.now(UTC)))
         trig = ResourcePressure(env)
         await trig.check()  # primes the per-process counter
         await asyncio.sleep(0.3)  # CPU percent is measured between two runs
@@ -56,7 +56,7 @@ async def test_idle_kernel_is_not_saturated(tmp_path: Path) -> None:
         env = make_env(_cfg(tmp_path, [config.Kernel(name="idle", command=["x"])], cpu=30.0,
                             sustained=1), StateStore(tmp_path / "s"))
         env.shared.heartbeats.record(events.Heartbeat(name="idle", pid=idle.pid,
-                                                      time=datetime.now(timezone.utc)))
+                                                      time=datetime.now(UTC)))
         trig = ResourcePressure(env)
         for _ in range(3):
             await asyncio.sleep(0.1)
@@ -77,7 +77,7 @@ async def test_kernel_over_its_memory_budget_is_memory_pressure(tmp_path: Path) 
         kernel = config.Kernel(name="hog", command=["x"], max_rss_mb=60.0)
         env = make_env(_cfg(tmp_path, [kernel], cpu=99.0, sustained=1), StateStore(tmp_path / "s"))
         env.shared.heartbeats.record(events.Heartbeat(name="hog", pid=hog.pid,
-                                                      time=datetime.now(timezone.utc)))
+                                                      time=datetime.now(UTC)))
         trig = ResourcePressure(env)
 
         async def pressure() -> list[events.Trigger]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from pathlib import Path
 
@@ -61,7 +62,7 @@ async def test_snapshots_every_30m_gives_a_take_snapshot_every_30m(bus: Bus, tmp
     # at the first start, then at each slot boundary: 0:30, 1:00 and 1:30 into the run
     assert [e.data.slot for e in due] == [1_000_000 + i for i in range(4)]  # type: ignore[attr-defined]
     gaps = [(b.data.slot - a.data.slot) * b.data.every_s  # type: ignore[attr-defined]
-            for a, b in zip(due, due[1:])]
+            for a, b in itertools.pairwise(due)]
     assert gaps == [1800.0] * 3
     cmds = _take_snapshot_commands(due)
     assert len(cmds) == 4 and {c.data.playbook for c in cmds} == {"snapshot_hygiene"}  # type: ignore[attr-defined]

@@ -182,7 +182,8 @@ async def test_a_spread_baseline_shows_a_full_shift_within_14_runs(tmp_path: Pat
             for _ in range(200):
                 env.shared.add_latency("api", 0.0, rng.lognormvariate(4.3, 0.6))
             assert (await drift.check()).findings == []  # baseline and first recent window
-            for run in range(1, 15):  # the 2 s fault: 3 probes a run, each timing out at 4/3 s
+            for run in range(1, 15):  # noqa: B007 - read after the loop
+                # the 2 s fault: 3 probes a run, each timing out at 4/3 s
                 for _ in range(3):
                     env.shared.add_latency("api", 0.0, 1333.0)
                 if (await drift.check()).findings:

@@ -72,7 +72,7 @@ async def _until(checks: list[Check], clock: VirtualClock, found: Callable[[Chec
 
 
 def _has(type_: str, **fields: object) -> Callable[[CheckResult], bool]:
-    return lambda r: any(f.TYPE == type_ and all(getattr(f, k) == v for k, v in fields.items())
+    return lambda r: any(type_ == f.TYPE and all(getattr(f, k) == v for k, v in fields.items())
                          for f in r.findings)
 
 
@@ -174,7 +174,7 @@ async def test_resource_pressure_cpu_burn_is_cpu_saturation_within_three_interva
     trig = ResourcePressure(_env(cfg, clock))
     assert "burning every core" in demo.inject(context(cfg), "cpu-burn")
     try:
-        for run in range(1, 4):
+        for run in range(1, 4):  # noqa: B007 - read after the loop
             await asyncio.sleep(1.0)
             clock.advance(INTERVAL_S)
             res = await trig.check()

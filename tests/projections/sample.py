@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from grace import events
 from grace.events import Payload
 
-T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 # naive UTC: the dashboard's "now", 80 s after T0: 47 s after the story's last event, so not
 # stale (3 x the 30 s monitor interval = 90 s)
-NOW = datetime(2026, 1, 1, 12, 1, 20)
+NOW = datetime(2026, 1, 1, 12, 1, 20)  # noqa: DTZ001 - naive UTC on purpose (above)
 NOW_ISO = "2026-01-01T12:01:20Z"
 
 

@@ -4,7 +4,7 @@ time, from the rows alone (virtual time; real DuckDB files)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,7 +18,7 @@ from projections.reducer import Reducer
 from projections.store import Store
 from tests.support import grace_cmd
 
-T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 HOST = "web-1"
 
 
@@ -150,7 +150,7 @@ def test_dashboard_items_say_what_when_and_who(tmp_path: Path) -> None:
 
 
 def test_the_views_in_the_file_read_the_current_state_at_the_readers_clock(tmp_path: Path) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     story: list[tuple[float, events.Payload]] = [
         (0, events.HoldAdded(hold_id="old", target="kernel:api", until=at(60), for_s=60,
                              reason="r", by="a")),

@@ -5,7 +5,7 @@ once, and fix tasks are open until reported. Recorded logs, real DuckDB files.""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from tests.projections.live import Projector as LiveProjector
 from tests.projections.live import publish_sync, tables, until
 from tests.support import grace_cmd
 
-T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 PHASES = ("config validated", "bus ready", "pre-boot code diff", "snapshots verified",
           "kernels started", "warm-up", "monitoring active")
 
@@ -236,7 +236,7 @@ def test_a_recorded_failed_boot_through_a_real_projector_shows_on_every_surface(
     an unverified fix report) published to a real nats-server and followed by `grace project`:
     /operator/dashboard, /metrics and the published file all say so."""
     story = [*running(failed=3), backlog(), backlog(), escalated("t1"), report("t1", "unverified")]
-    start = datetime.now(timezone.utc) - timedelta(seconds=len(story))  # recent: not stale
+    start = datetime.now(UTC) - timedelta(seconds=len(story))  # recent: not stale
     items = []
     for i, (host, payload) in enumerate(story):
         ev = events.make_event(payload, host=host, source="grace/test/truth",

@@ -4,6 +4,7 @@ acked when it died."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,12 +14,11 @@ from pathlib import Path
 
 import psutil
 
+from actuators.supervisor import Supervisor
 from grace import bus as bus_mod
 from grace import config, events, topology
 from grace.embedded import EmbeddedServer
 from grace.kernelstate import STATE_ENV
-
-from actuators.supervisor import Supervisor
 from tests.reliability.pipeline import Stage, data_of, read_log, write_config
 from tests.support import wait_for
 
@@ -53,10 +53,8 @@ async def test_a_kernel_spawned_just_before_the_actuator_died_is_adopted_not_sta
         assert not any(isinstance(e, events.KernelStarted) for e in emitted)
     finally:
         await sup.stop()  # stops whatever it runs, the adopted orphan included
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(orphan, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 async def test_a_command_received_but_not_acked_by_a_killed_actuator_runs_at_its_restart(

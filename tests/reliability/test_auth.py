@@ -72,7 +72,8 @@ async def test_a_viewer_cannot_publish_anything(secured: tuple[EmbeddedServer, P
         await b.close()
 
 
-async def test_an_actuator_writes_only_results_and_kernel_events(secured: tuple[EmbeddedServer, Path]) -> None:
+async def test_an_actuator_writes_only_results_and_kernel_events(
+        secured: tuple[EmbeddedServer, Path]) -> None:
     server, data = secured
     b = await connect_as(server, data, "act")
     try:

@@ -11,6 +11,7 @@ live projection equals a replay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 from collections import Counter
@@ -106,7 +107,7 @@ async def test_crash_suite_sigkill_every_stage_and_nats_loses_nothing_and_acts_o
     plan = [k for k, n in KILLS.items() for _ in range(n)]
     rng.shuffle(plan)
     batches = N_EVENTS // BATCH
-    at = dict(zip(sorted(rng.sample(range(1, batches), len(plan))), plan))
+    at = dict(zip(sorted(rng.sample(range(1, batches), len(plan))), plan, strict=True))
     kills: Counter[str] = Counter()
     revived: Counter[str] = Counter()
 
@@ -182,7 +183,7 @@ async def test_crash_suite_sigkill_every_stage_and_nats_loses_nothing_and_acts_o
     assert sum(kills.values()) == sum(KILLS.values())
     assert not lost and not dup
     assert len(commands) == len(set(commands)) == want
-    assert {c: result_of.get(c, 0) for c in commands} == {c: 1 for c in commands}
+    assert {c: result_of.get(c, 0) for c in commands} == dict.fromkeys(commands, 1)
     assert set(result_of) == set(commands)
     assert len(restarts) == want, [r for r in log if r.type == "command_failed"]
     assert effects == want  # each restart command started exactly one new kernel process
@@ -196,7 +197,5 @@ async def test_crash_suite_sigkill_every_stage_and_nats_loses_nothing_and_acts_o
 def _kill_quietly(pid: int) -> None:
     import signal
 
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)  # kernels run in their own session: the group is theirs
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -4,7 +4,7 @@ times per period, then escalated once; restarting every stage does not reset tha
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ playbooks:
     budget: {max: 3, per: 1h, then: escalate_to_coding_agent}
 """
 
-T0 = datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 
 
 def gap(host: str, i: int) -> events.Event:
@@ -123,7 +123,7 @@ async def test_remediation_storm_acts_budget_max_times_then_escalates_once_acros
     commands = {data_of(e)["command_id"] for e in log if e.type == "command_issued"}
     results = Counter(data_of(e)["command_id"] for e in log if e.type.startswith("command_")
                       and e.type != "command_issued")
-    assert {c: results[c] for c in commands} == {c: 1 for c in commands}
+    assert {c: results[c] for c in commands} == dict.fromkeys(commands, 1)
     spent = [data_of(e) for e in log if e.type == "decision_suppressed"
              and data_of(e)["reason"] == "budget_spent"]
     assert spent  # the storm was recorded as held back, not silently dropped

@@ -3,7 +3,7 @@ splitting a target's window; actuators on two hosts each run only their own host
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ playbooks:
 HOSTS = [f"so-{c}" for c in "abcdefgh"]
 KERNELS = ("api", "worker")
 ROUNDS = 7  # per host and kernel: commands at the 3rd and 6th backlog (the window restarts)
-T0 = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 
 
 def test_partition_of_a_host_is_stable_and_both_partitions_get_hosts() -> None:
