@@ -19,7 +19,7 @@ import pytest
 from grace import bus as bus_mod
 from grace import events, topology
 from grace.embedded import EmbeddedServer
-from grace.events import Payload
+from grace.events.base import Payload
 from tests.docs.readme import block, section
 from tests.projections import sample
 from tests.support import grace_cmd
