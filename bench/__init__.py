@@ -27,6 +27,8 @@ MODULES = (
     "bench.actuator",
     "bench.replay",
     "bench.monitor",
+    "bench.monitor_scale",
+    "bench.durability",
     "bench.e2e",
     "bench.idle",
 )
@@ -69,7 +71,8 @@ def benchmarks() -> list[Benchmark]:
 
 
 def _selected(b: Benchmark, only: tuple[str, ...]) -> bool:
-    return not only or any(k.startswith(p) for k in b.keys for p in only)
+    """`--only P`: the benchmarks named P... or reporting a key P... (`monitor-scale`, `consume`)."""
+    return not only or any(n.startswith(p) for n in (b.name, *b.keys) for p in only)
 
 
 def run_one(b: Benchmark) -> dict[str, float]:

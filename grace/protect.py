@@ -25,11 +25,18 @@ def protected_files(cfg: Config) -> list[tuple[Path, Kind]]:
     """Every existing file matching the protect globs, resolved, sorted, confined."""
     base = root(cfg)
     out: dict[Path, Kind] = {}
+    inside = str(base).rstrip("/") + "/"  # confined: strictly below the config folder
+    parents: dict[Path, Path] = {}  # resolving each folder once: a full resolve per file dominated
     for kind, globs in (("model", cfg.protect.models), ("config", cfg.protect.configs)):
         for pattern in globs:
-            for p in sorted(base.glob(pattern)):
-                rp = p.resolve()
-                if rp.is_file() and rp.is_relative_to(base) and rp not in out:
+            for p in base.glob(pattern):  # unsorted: the result is sorted once, below
+                if p.is_symlink():
+                    rp = p.resolve()
+                else:  # not a link itself: its real path is its folder's real path and its name
+                    if p.parent not in parents:
+                        parents[p.parent] = p.parent.resolve()
+                    rp = parents[p.parent] / p.name
+                if rp not in out and str(rp).startswith(inside) and rp.is_file():
                     out[rp] = kind  # type: ignore[assignment]
     return sorted(out.items())
 

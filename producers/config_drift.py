@@ -33,7 +33,9 @@ class ConfigDrift:
         self.runs += 1
         m = read_manifest(cfg)
         baselined = {rel: e for rel, e in m.files.items() if e.kind == "config"}
-        present = {protect.relative(cfg, p) for p, kind in protect.protected_files(cfg)
+        base = protect.root(cfg)
+        # protected_files are resolved and confined to base: relative_to is all `relative` adds
+        present = {p.relative_to(base).as_posix() for p, kind in protect.protected_files(cfg)
                    if kind == "config"}
         stats = {"baselined": float(len(baselined)), "unbaselined": float(len(present - set(baselined)))}
         if not baselined:
@@ -41,7 +43,7 @@ class ConfigDrift:
         full = self.runs % max(1, cfg.thresholds.full_verify_every) == 1
         res = CheckResult(stats=stats)
         for rel, entry in sorted(baselined.items()):
-            path = protect.root(cfg) / rel
+            path = base / rel
             v = self.cache.verdict(path, force=full or bool(changed and path in changed))
             if v.error:
                 res.errors.append(v.error)

@@ -38,7 +38,7 @@ class ModelIntegrity:
         models = {rel: e.sha256 for rel, e in m.files.items() if e.kind == "model"}
         for p, kind in protect.protected_files(cfg):
             if kind == "model":
-                models.setdefault(protect.relative(cfg, p), "")
+                models.setdefault(p.relative_to(base).as_posix(), "")  # resolved, under base
         # runs 1, 1 + every, 1 + 2*every, ...: with every = 1 that is each run
         full = (self.runs - 1) % max(1, cfg.thresholds.full_verify_every) == 0
         before = self.cache.rehashed
