@@ -16,7 +16,7 @@ import os
 import secrets
 from pathlib import Path
 
-from grace import topology
+from grace import tokens, topology
 from grace.errors import ConfigError
 
 JS_READ = ["$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST",
@@ -81,7 +81,7 @@ def server_block(users: dict[str, str]) -> str:
 
 
 def init(data_dir: Path, force: bool = False) -> Path:
-    """Write users.json (0600) and server.conf under <data_dir>/auth; return the folder."""
+    """Write users.json, server.conf and the operator token (0600) under <data_dir>/auth."""
     folder = auth_dir(data_dir)
     users_file = folder / "users.json"
     if users_file.exists() and not force:
@@ -95,6 +95,7 @@ def init(data_dir: Path, force: bool = False) -> Path:
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(server_block(users))
+    tokens.write_token(data_dir)
     return folder
 
 

@@ -26,7 +26,8 @@ def auth_init(data_dir: str | None, config_path: str | None, force: bool) -> Non
         folder = auth_mod.init(ctx.data_dir, force)
     except ConfigError as exc:
         fail(str(exc))
-    click.echo(f"wrote {folder / 'server.conf'} and {folder / 'users.json'} (mode 0600): users "
+    click.echo(f"wrote {folder / 'server.conf'}, {folder / 'users.json'} and the operator token "
+               f"{folder / 'operator.token'} (mode 0600): users "
                f"{', '.join(auth_mod.ROLES)}. Set nats.auth: true; an external server must include "
                "server.conf.")
 

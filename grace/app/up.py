@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from grace import events, topology
+from grace import events, tokens, topology
 from grace.bus import Bus
 from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
 from grace.embedded import EmbeddedServer, server_tls
@@ -201,6 +201,9 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None, obse
         os.environ["GRACE_OBSERVE"] = "1"  # the processor stage (and its restarts) read it
         click.echo("observe mode: playbooks record what they would do (decision_observed); "
                    "no command is sent")
+    token, created = tokens.ensure_token(ctx.data_dir)
+    click.echo(f"operator token {'written to' if created else 'in'} {token}: the console's actions "
+               "and the HTTP intake ask for it (Authorization: Bearer)")
     config_path = str(Path(config_path).resolve()) if config_path else None
     server: EmbeddedServer | None = None
     if ctx.nats_url is None:
