@@ -10,6 +10,8 @@ complete.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 from datetime import datetime, timezone
@@ -40,6 +42,40 @@ class ProjectionError(GraceError):
     def __init__(self, message: str, *, in_use: bool = False) -> None:
         self.in_use = in_use
         super().__init__(message)
+
+
+def _locked_by_another_process(path: Path) -> bool:
+    """Another process holds DuckDB's lock on `path` (a POSIX record lock): asked of the lock
+    itself, since DuckDB raises the same IOException for a held lock and a corrupt file."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # drops the probe's own lock; this process holds no other on the file
+    return False
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open `path` read-write; ProjectionError(in_use=True) while another process writes it."""
+    error: duckdb.Error | None = None
+    # a failure with the lock free is tried once more: its holder may have just exited, and a
+    # file that fails twice is taken for corrupt and set aside
+    for _ in range(2):
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            if _locked_by_another_process(path):
+                raise ProjectionError(
+                    f"projection file {path} is in use by another process ({exc}); only one "
+                    "`grace project` may write it. Stop the other one, or give this one its own "
+                    "--data-dir.", in_use=True) from None
+            error = exc
+    raise ProjectionError(f"cannot open projection file {path}: {error}")
 
 
 def utcnow() -> datetime:
@@ -106,15 +142,7 @@ class Store:
     @classmethod
     def open(cls, path: Path, memory_limit: str | None = None) -> Store:
         """Open (creating when new) and check the schema version; raise ProjectionError."""
-        try:
-            con = duckdb.connect(str(path))
-        except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
-                raise ProjectionError(
-                    f"projection file {path} is in use by another process ({exc}); only one "
-                    "`grace project` may write it. Stop the other one, or give this one its own "
-                    "--data-dir.", in_use=True) from None
-            raise ProjectionError(f"cannot open projection file {path}: {exc}") from None
+        con = _connect(path)
         try:
             if memory_limit:
                 # a bounded footprint: cap DuckDB's buffers, hand freed memory back sooner
