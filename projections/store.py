@@ -14,16 +14,19 @@ import errno
 import fcntl
 import logging
 import os
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
+from msgspec.structs import astuple
 
 from grace.errors import GraceError
 from projections import schema
 from projections.reducer import Kernel, Rows
+from projections.rows import Row
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +121,10 @@ def _column(table: str, name: str, values: tuple[Any, ...], type_: pa.DataType) 
         return pa.array(fitted, type_)
 
 
-def to_arrow(table: str, rows: list[tuple[Any, ...]]) -> pa.Table:
-    """Rows (tuples in schema order) as an Arrow table of the table's schema."""
+def to_arrow(table: str, rows: Sequence[Row]) -> pa.Table:
+    """Rows of `table` (fields in schema order) as an Arrow table of the table's schema."""
     sch = _SCHEMAS[table]
-    cols = list(zip(*rows))
+    cols = list(zip(*map(astuple, rows)))
     return pa.Table.from_arrays([_column(table, f.name, c, f.type) for c, f in zip(cols, sch)],
                                 schema=sch)
 
