@@ -16,12 +16,12 @@ import logging
 import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
-from msgspec.structs import astuple
 
 from grace.errors import GraceError
 from projections import schema
@@ -37,6 +37,7 @@ _ARROW = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
           "JSON": pa.json_(pa.string()),
           "TIMESTAMP": pa.timestamp("us")}
 _SCHEMAS = {name: pa.schema([(c, _ARROW[t]) for c, t in cols]) for name, cols in schema.TABLES.items()}
+_GETTERS = {name: [attrgetter(c) for c, _ in cols] for name, cols in schema.TABLES.items()}
 
 
 class ProjectionError(GraceError):
@@ -108,7 +109,7 @@ def _fit(value: Any, type_: pa.DataType) -> Any:
         return None
 
 
-def _column(table: str, name: str, values: tuple[Any, ...], type_: pa.DataType) -> pa.Array:
+def _column(table: str, name: str, values: list[Any], type_: pa.DataType) -> pa.Array:
     """One column; a value that does not fit its type (an integer beyond 64 bits, text that is
     not UTF-8) becomes NULL rather than stopping the projection on that batch forever."""
     try:
@@ -122,11 +123,10 @@ def _column(table: str, name: str, values: tuple[Any, ...], type_: pa.DataType) 
 
 
 def to_arrow(table: str, rows: Sequence[Row]) -> pa.Table:
-    """Rows of `table` (fields in schema order) as an Arrow table of the table's schema."""
+    """Rows of `table` as an Arrow table of the table's schema, each column read by its name."""
     sch = _SCHEMAS[table]
-    cols = list(zip(*map(astuple, rows)))
-    return pa.Table.from_arrays([_column(table, f.name, c, f.type) for c, f in zip(cols, sch)],
-                                schema=sch)
+    return pa.Table.from_arrays([_column(table, f.name, list(map(get, rows)), f.type)
+                                 for get, f in zip(_GETTERS[table], sch)], schema=sch)
 
 
 def arrow_tables(rows: Rows) -> dict[str, pa.Table]:
