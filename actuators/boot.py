@@ -8,6 +8,11 @@ from actuators import snapshots
 from grace import events, integrity, manifest, protect
 from grace.bus import Bus
 from grace.cliutil import Context
+from grace.errors import GraceError
+
+
+class SnapshotsDamaged(GraceError):
+    """A last good copy is missing or does not match its manifest hash."""
 
 
 def _verify(ctx: Context) -> tuple[list[str], list[str]]:
@@ -39,8 +44,8 @@ async def verify_snapshots(ctx: Context, bus: Bus) -> str:
         await bus.publish_many([bus.event(p) for p in taken])
     refused = [p for p in taken if isinstance(p, events.SnapshotRefused)]
     if problems:
-        raise RuntimeError("; ".join(problems) + ". Restore the snapshot folder from backup or "
-                           "re-accept the files with `grace snapshot accept PATH`.")
+        raise SnapshotsDamaged("; ".join(problems) + ". Restore the snapshot folder from backup "
+                               "or re-accept the files with `grace snapshot accept PATH`.")
     ok = len(taken) - len(refused)
     extra = f", {len(refused)} refused (see snapshot_refused events)" if refused else ""
     return f"{ok} initial snapshot{'s' if ok != 1 else ''} taken{extra}; existing copies verified"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from grace import bus as bus_mod
 from grace.embedded import EmbeddedServer
+from grace.errors import GraceError
 
 MODULES = (
     "bench.bus",
@@ -32,6 +33,10 @@ MODULES = (
     "bench.e2e",
     "bench.idle",
 )
+
+
+class BenchError(GraceError):
+    """A benchmark could not produce its figures (a run failed or timed out)."""
 
 
 @dataclass

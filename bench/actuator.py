@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from bench import BenchContext, Benchmark
+from bench import BenchContext, BenchError, Benchmark
 from grace import config as config_mod
 from grace import events, topology
 from grace.cliutil import Context
@@ -60,7 +60,7 @@ async def command_latency(ctx: BenchContext) -> dict[str, float]:
             while cmd.id not in seen:
                 await asyncio.sleep(0.0005)
                 if time.perf_counter() - t0 > 30:
-                    raise RuntimeError("no command_succeeded within 30s")
+                    raise BenchError("no command_succeeded within 30s")
             if i >= 3:
                 samples.append((seen[cmd.id] - t0) * 1000.0)
         samples.sort()

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import BenchContext, Benchmark
+from bench import BenchContext, BenchError, Benchmark
 from grace import events, topology
 from grace.bus import Bus
 from grace.consume import Delivery, PullConsumer
@@ -128,7 +128,7 @@ async def run(ctx: BenchContext) -> dict[str, float]:
         reader.stop()
         await task
         if len(latencies) < expected:
-            raise RuntimeError(f"only {len(latencies)} of {expected} commands produced a result "
+            raise BenchError(f"only {len(latencies)} of {expected} commands produced a result "
                                f"(seen in the log: {seen_types})")
         latencies.sort()
         return {"e2e_p50_ms": statistics.median(latencies),

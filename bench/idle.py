@@ -16,7 +16,7 @@ import time
 
 import psutil
 
-from bench import BenchContext, Benchmark
+from bench import BenchContext, BenchError, Benchmark
 from grace.app import demo
 from grace.embedded import free_port
 
@@ -61,7 +61,7 @@ async def run(ctx: BenchContext) -> dict[str, float]:
         deadline = time.monotonic() + 120
         while b"phase 7/7" not in (ctx.dir / "up.log").read_bytes():
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"grace up did not boot; see {ctx.dir / 'up.log'}")
+                raise BenchError(f"grace up did not boot; see {ctx.dir / 'up.log'}")
             await asyncio.sleep(0.2)
         await asyncio.sleep(10)  # let the warm-up's first publishes settle
         procs = grace_processes(psutil.Process(proc.pid))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import BenchContext, Benchmark
+from bench import BenchContext, BenchError, Benchmark
 from grace import events, topology
 
 DEFAULT_EVENTS = 1_000_000
@@ -119,7 +119,7 @@ def run_replay(url: str, dest: Path) -> tuple[float, float, float]:
     seconds = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
-        raise RuntimeError(f"grace replay failed ({proc.returncode}): {err[-2000:]}")
+        raise BenchError(f"grace replay failed ({proc.returncode}): {err[-2000:]}")
     return seconds, sum(peaks.values()), _children_cpu() - cpu0
 
 

@@ -14,6 +14,7 @@ from control.targets import TargetError, normalize
 from grace import events
 from grace.cliutil import Context, guarded, load_context, run, stage_options
 from grace.durations import format_duration, parse_duration
+from grace.errors import InvalidValue
 
 
 @click.group("hold")
@@ -37,7 +38,7 @@ def _duration(ctx: Context, text: str | None, target: str) -> float:
                f"{limit}.")
     try:
         seconds = float(parse_duration(text))
-    except ValueError as exc:
+    except InvalidValue as exc:
         refuse(f"--for {text!r}: {exc}.")
     if seconds <= 0:
         refuse(f"--for {text!r} must be more than 0s, e.g. --for 30m ({limit}).")

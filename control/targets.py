@@ -11,7 +11,7 @@ from pathlib import Path
 
 from grace import holds, protect
 from grace.config import Config
-from grace.errors import GraceError
+from grace.errors import GraceError, InvalidValue
 
 
 class TargetError(GraceError):
@@ -24,7 +24,7 @@ def normalize(cfg: Config, text: str, playbook_names: list[str] | None = None) -
     `playbook_names`: the playbooks the config loads (checked only for `playbook:`)."""
     try:
         target = holds.parse_target(text)
-    except ValueError as exc:
+    except InvalidValue as exc:
         raise TargetError(str(exc)) from None
     if target.kind == "path":
         return holds.Target("path", _protected_path(cfg, target.name))

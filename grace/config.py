@@ -6,6 +6,7 @@ resolves them. Every error names file:line and the key path.
 
 from __future__ import annotations
 
+import difflib
 import re
 import socket
 from pathlib import Path
@@ -13,9 +14,10 @@ from typing import Any, Literal
 
 import msgspec
 
-from grace import yamlfile
+from grace import triggers_config, yamlfile
 from grace.durations import Duration, parse_duration
 from grace.errors import ConfigError, ValidationErrors
+from grace.triggers_config import Thresholds
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -114,28 +116,6 @@ class Http(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
 class Agent(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     command: list[str] | None = None  # external coding agent, gets the task as a JSON file
     timeout: Duration = Duration(600)
-
-
-class Thresholds(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Trigger thresholds; each trigger reads its own keys."""
-
-    cpu_percent: float = 90.0
-    memory_percent: float = 90.0
-    sustained_samples: int = 3
-    error_repeats: int = 5
-    error_window: Duration = Duration(300)
-    latency_window: Duration = Duration(300)
-    drift_psi: float = 0.25
-    failure_horizon: Duration = Duration(3600)
-    full_verify_every: int = 10
-    latency_probes: int = 3  # HTTP probes of each health_url per cycle
-    latency_min_samples: int = 5  # p95 needs at least this many samples in latency_window
-    drift_min_samples: int = 100  # PSI needs this many baseline and recent samples
-    trend_samples: int = 60  # predictive_failure fits the last N samples of each series
-    trend_min_samples: int = 6
-    trend_min_r2: float = 0.6  # a fit weaker than this predicts nothing
-    exhaustion_percent: float = 95.0  # memory/disk % counted as exhausted
-    error_rate_limit: float = 5.0  # error lines per second counted as failure
 
 
 class Projection(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -283,17 +263,50 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
     return errors
 
 
+_ABSENT = object()
+
+
+def _thresholds(doc: yamlfile.YamlDoc, flat: object) -> Thresholds:
+    """The flat `thresholds:` section as each trigger's options (grace.triggers_config)."""
+    if flat is _ABSENT:
+        return Thresholds()
+    owners = triggers_config.owners()
+    if isinstance(flat, dict):
+        unknown = [k for k in flat if k not in owners]
+        if unknown:
+            raise ValidationErrors([_unknown_threshold(doc, str(k), owners) for k in unknown])
+    try:
+        checked = msgspec.convert(flat, triggers_config.FlatThresholds, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise ValidationErrors([yamlfile.error_from_validation(doc, exc, ("thresholds",))]) from None
+    return triggers_config.compose(checked)
+
+
+def _unknown_threshold(doc: yamlfile.YamlDoc, key: str, owners: dict[str, list[str]]) -> ConfigError:
+    close = difflib.get_close_matches(key, list(owners), n=1)
+    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    known = "; ".join(f"{t}: {', '.join(k for k, o in owners.items() if t in o)}"
+                      for t in triggers_config.OPTIONS if any(t in o for o in owners.values()))
+    return ConfigError(f"unknown key `{key}`{hint}; remove it or fix its spelling. Each trigger's "
+                       f"options: {known}", file=doc.file, line=doc.line_of(("thresholds", key)),
+                       path=f"thresholds.{key}")
+
+
 def from_doc(doc: yamlfile.YamlDoc, config_dir: str) -> Config:
     """Validate a parsed YAML document as a Config; raise ValidationErrors."""
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise ValidationErrors([ConfigError("the config must be a mapping of keys to values",
                                             file=doc.file, line=1)])
+    data = dict(data)
+    flat = data.pop("thresholds", _ABSENT)
     try:
         cfg = msgspec.convert(data, Config, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         raise ValidationErrors([yamlfile.error_from_validation(doc, exc)]) from None
-    cfg = msgspec.structs.replace(cfg, config_dir=config_dir, host=cfg.host or default_host())
+    thresholds = _thresholds(doc, flat)
+    cfg = msgspec.structs.replace(cfg, config_dir=config_dir, host=cfg.host or default_host(),
+                                  thresholds=thresholds)
     errors = _check_meaning(cfg, doc)
     if errors:
         raise ValidationErrors(errors)

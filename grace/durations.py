@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from grace.errors import InvalidValue
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 
@@ -16,18 +18,18 @@ class Duration(float):
 
 
 def parse_duration(value: object) -> Duration:
-    """Parse ``30s`` / ``5m`` / ``1h`` / a number of seconds; ValueError says what is allowed."""
+    """Parse ``30s`` / ``5m`` / ``1h`` / a number of seconds; InvalidValue says what is allowed."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 30s, 5m or 1h, got {value!r}")
+        raise InvalidValue(f"expected a duration like 30s, 5m or 1h, got {value!r}")
     if isinstance(value, (int, float)):
         if value < 0:
-            raise ValueError(f"a duration cannot be negative, got {value!r}")
+            raise InvalidValue(f"a duration cannot be negative, got {value!r}")
         return Duration(value)
     if isinstance(value, str):
         match = _RE.match(value)
         if match:
             return Duration(float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"expected a duration like 500ms, 30s, 5m, 1h or 7d, got {value!r}")
+    raise InvalidValue(f"expected a duration like 500ms, 30s, 5m, 1h or 7d, got {value!r}")
 
 
 def format_duration(seconds: float) -> str:

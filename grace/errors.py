@@ -48,6 +48,13 @@ class ValidationErrors(GraceError):
         super().__init__("\n".join(str(e) for e in errors))
 
 
+class InvalidValue(GraceError, ValueError):
+    """A value an operator wrote (a duration, a hold target) does not parse; says what is allowed.
+
+    Also a ValueError, so msgspec reports one raised in a decode hook as a validation error
+    with its key path."""
+
+
 class BootBlocked(GraceError):
     """`grace up` refused to go on (e.g. the code does not compile); nothing was started."""
 
@@ -76,6 +83,10 @@ class EventError(GraceError):
     def __init__(self, reason: str, raw: bytes = b"") -> None:
         self.reason, self.raw = reason, raw
         super().__init__(reason)
+
+
+class UnknownEventType(EventError):
+    """An event whose type this version of Grace does not know."""
 
 
 class ActionError(GraceError):

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Literal
 
 from grace import events
+from grace.errors import InvalidValue
 
 Kind = Literal["path", "kernel", "playbook", "host"]
 KINDS: tuple[Kind, ...] = ("path", "kernel", "playbook", "host")
@@ -36,15 +37,15 @@ class Target:
 
 
 def parse_target(text: str) -> Target:
-    """`kernel:api/1` -> Target; ValueError with what is wrong and the accepted forms."""
+    """`kernel:api/1` -> Target; InvalidValue with what is wrong and the accepted forms."""
     forms = "path:<protected path>, kernel:<name>, kernel:<name>/<instance>, playbook:<name>, host:<host>"
     kind, sep, name = text.partition(":")
     if not sep or kind not in KINDS or not name.strip():
-        raise ValueError(f"hold target {text!r} is not one of {forms}")
+        raise InvalidValue(f"hold target {text!r} is not one of {forms}")
     if kind == "kernel" and "/" in name:
         name, _, index = name.partition("/")
         if not index.isdigit() or not name:
-            raise ValueError(f"hold target {text!r}: the instance after '/' must be a number, "
+            raise InvalidValue(f"hold target {text!r}: the instance after '/' must be a number, "
                              "as in kernel:api/0")
         return Target("kernel", name, int(index))
     return Target(kind, name)
@@ -99,7 +100,7 @@ class HoldBook:
         if isinstance(d, events.HoldAdded):
             try:
                 target = parse_target(d.target)
-            except ValueError:
+            except InvalidValue:
                 return  # the CLI never writes one; a hand-published bad target holds nothing
             self.holds[d.hold_id] = Hold(d.hold_id, target, ev.host, d.until, d.reason, d.by,
                                          ev.time)

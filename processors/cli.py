@@ -13,7 +13,7 @@ import click
 
 from grace.cliutil import fail, guarded, load_context, run, stage_options
 from grace.durations import parse_duration
-from grace.errors import ExitCode, ValidationErrors
+from grace.errors import ExitCode, InvalidValue, ValidationErrors
 from grace.events import Event
 
 
@@ -103,7 +103,7 @@ def test_cmd(path: str, events_file: str | None, from_log: bool, since: str, as_
     else:
         try:
             window = parse_duration(since)
-        except ValueError as exc:
+        except InvalidValue as exc:
             fail(f"--since: {exc}")
         ctx = load_context(config_path, nats_url, data_dir)
         evs = run(_read_log(ctx, window))

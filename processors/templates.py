@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from grace.errors import GraceError
 from processors.conditions import getter
 
 Render = Callable[[Any], Any]  # event -> rendered value
@@ -18,7 +19,7 @@ _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)?$")
 
 
-class TemplateError(ValueError):
+class TemplateError(GraceError):
     """A template names no valid field or has stray braces."""
 
 

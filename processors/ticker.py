@@ -13,6 +13,12 @@ from typing import Any
 
 from reactivex import abc
 
+from grace.errors import GraceError
+
+
+class NotPeriodic(GraceError, TypeError):
+    """The scheduler given cannot run periodic work (a wiring mistake, found at start)."""
+
 
 class Ticker:
     """Call `on_tick(now)` every `period_s` seconds of `scheduler` time."""
@@ -28,7 +34,8 @@ class Ticker:
 
     def start(self) -> None:
         if not isinstance(self.scheduler, abc.PeriodicSchedulerBase):
-            raise TypeError(f"{type(self.scheduler).__name__} cannot schedule periodic work")
+            raise NotPeriodic(f"{type(self.scheduler).__name__} cannot schedule periodic work; pass a "
+                              "periodic scheduler such as reactivex's AsyncIOScheduler")
         self._disposable = self.scheduler.schedule_periodic(self.period_s, self._fire)
 
     def _fire(self, _state: Any = None) -> None:

@@ -40,7 +40,7 @@ class ConfigDrift:
         stats = {"baselined": float(len(baselined)), "unbaselined": float(len(present - set(baselined)))}
         if not baselined:
             return CheckResult(stats=stats, skipped="no accepted baseline yet (grace snapshot take)")
-        full = self.runs % max(1, cfg.thresholds.full_verify_every) == 1
+        full = self.runs % max(1, cfg.thresholds.config_drift.full_verify_every) == 1
         res = CheckResult(stats=stats)
         for rel, entry in sorted(baselined.items()):
             path = base / rel

@@ -102,7 +102,7 @@ class LatencyQueue:
                     trigger=self.NAME))
 
     async def _latencies(self, res: CheckResult, kernels: list[Kernel]) -> None:
-        th = self.env.cfg.thresholds
+        th = self.env.cfg.thresholds.latency_queue
         async with aiohttp.ClientSession() as session:
             # kernels in parallel (different servers); each kernel's probes one after another,
             # so a serial server is not measured against its own queue
@@ -128,7 +128,8 @@ class LatencyQueue:
 
     async def _kernel(self, res: CheckResult, session: aiohttp.ClientSession, k: Kernel) -> None:
         """This run's probes of one kernel, appended to its window as (time, ms)."""
-        n, timeout = probe_plan(self.env.cfg, k)
+        cfg = self.env.cfg
+        n, timeout = probe_plan(cfg, k, cfg.thresholds.latency_queue.latency_probes)
         for _ in range(n):
             try:
                 ms, _ = await probe(session, k.health_url or "", timeout)
@@ -144,8 +145,8 @@ class LatencyQueue:
             self.env.shared.add_latency(k.name, self.env.clock(), ms)
 
 
-def probe_plan(cfg: Config, k: Kernel) -> tuple[int, float]:
-    """(probes this run, seconds each may wait) for kernel `k`.
+def probe_plan(cfg: Config, k: Kernel, probes: int) -> tuple[int, float]:
+    """(probes this run, seconds each may wait) for kernel `k`, of `probes` wanted.
 
     All of a kernel's probes fit in PROBE_BUDGET of monitor.timeout. Each may wait
     the budget's share, but at least twice the kernel's latency threshold, so a probe
@@ -154,6 +155,6 @@ def probe_plan(cfg: Config, k: Kernel) -> tuple[int, float]:
     the default timeout, gets one probe of the whole budget: raise monitor.timeout.)
     """
     budget = PROBE_BUDGET * float(cfg.monitor.timeout)
-    wanted = max(1, cfg.thresholds.latency_probes)
+    wanted = max(1, probes)
     timeout = min(budget, max(budget / wanted, 2 * k.latency_p95_ms / 1000.0))
     return max(1, min(wanted, int(budget / timeout + 1e-9))), timeout

@@ -47,7 +47,7 @@ class LiveErrorFeed:
         cfg = self.env.cfg
         if not cfg.logs:
             return CheckResult(skipped="no logs configured")
-        th = cfg.thresholds
+        th = cfg.thresholds.live_error_feed
         now = self.env.clock()
         res = CheckResult()
         errors_now = 0

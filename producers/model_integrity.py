@@ -40,7 +40,7 @@ class ModelIntegrity:
             if kind == "model":
                 models.setdefault(p.relative_to(base).as_posix(), "")  # resolved, under base
         # runs 1, 1 + every, 1 + 2*every, ...: with every = 1 that is each run
-        full = (self.runs - 1) % max(1, cfg.thresholds.full_verify_every) == 0
+        full = (self.runs - 1) % max(1, cfg.thresholds.model_integrity.full_verify_every) == 0
         before = self.cache.rehashed
         res = CheckResult()
         for rel, expected in sorted(models.items()):

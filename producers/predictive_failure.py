@@ -50,13 +50,13 @@ class PredictiveFailure:
         return out
 
     def add(self, resource: str, t: float, value: float) -> None:
-        keep = max(2, self.env.cfg.thresholds.trend_samples)
+        keep = max(2, self.env.cfg.thresholds.predictive_failure.trend_samples)
         s = self.series.setdefault(resource, [])
         s.append([t, value])
         del s[:-keep]
 
     async def check(self, changed: set[Path] | None = None) -> CheckResult:
-        th = self.env.cfg.thresholds
+        th = self.env.cfg.thresholds.predictive_failure
         now = self.env.clock()
         for resource, value in self.sampler().items():
             self.add(resource, now, value)

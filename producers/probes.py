@@ -14,8 +14,10 @@ from typing import Any
 
 import aiohttp
 
+from grace.errors import GraceError
 
-class ProbeFailed(Exception):
+
+class ProbeFailed(GraceError):
     """The health URL did not answer with a 2xx in time."""
 
 

@@ -58,7 +58,7 @@ class ResourcePressure:
         return self.streak[key]
 
     async def check(self, changed: set[Path] | None = None) -> CheckResult:
-        th = self.env.cfg.thresholds
+        th = self.env.cfg.thresholds.resource_pressure
         need = max(1, th.sustained_samples)
         res = CheckResult()
         cpu = psutil.cpu_percent(interval=None)

@@ -60,9 +60,10 @@ RESOLUTION = 20  # latencies are compared in steps of latency_p95_ms / RESOLUTIO
 
 def baseline_size(cfg: Config, k: Kernel) -> int:
     """Samples in a baseline (and in the recent window compared with it) for kernel `k`."""
-    per_run, _ = probe_plan(cfg, k)
+    opts = cfg.thresholds.telemetry_drift
+    per_run, _ = probe_plan(cfg, k, opts.latency_probes)
     runs = max(1, int(BASELINE_WITHIN_S / float(cfg.monitor.interval)))
-    return max(2, min(cfg.thresholds.drift_min_samples, per_run * runs))
+    return max(2, min(opts.drift_min_samples, per_run * runs))
 
 
 class TelemetryDrift:
@@ -153,9 +154,10 @@ class TelemetryDrift:
             return
         value = psi(base["values"], recent)
         res.stats[f"psi.{k.name}"] = round(value, 4)
-        if value > self.env.cfg.thresholds.drift_psi:
+        limit = self.env.cfg.thresholds.telemetry_drift.drift_psi
+        if value > limit:
             res.findings.append(events.TelemetryDrift(
                 metric="health_latency_ms", kernel=k.name, statistic="psi", value=round(value, 4),
-                threshold=self.env.cfg.thresholds.drift_psi, baseline_n=len(base["values"]),
+                threshold=limit, baseline_n=len(base["values"]),
                 recent_n=len(recent), baseline_p95=round(p95(base["values"]), 3),
                 recent_p95=round(p95(recent), 3), trigger=self.NAME))

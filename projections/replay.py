@@ -15,14 +15,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from grace.errors import GraceError
 from projections import reader
-from projections.reducer import Item, Reducer, Rows
+from projections.reducer import Item, KernelKey, Reducer, Rows
+from projections.rows import KernelRow
 from projections.store import Store, arrow_tables, to_arrow
 
 Progress = Callable[[int, int], None]  # (last sequence applied, last sequence to reach)
@@ -153,7 +154,7 @@ class ChunkedWriter:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="replay-writer")
         self.inflight: Future[None] | None = None
         self.parts: dict[str, list[pa.Table]] = {}
-        self.kernels: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # latest row per instance
+        self.kernels: dict[KernelKey, KernelRow] = {}  # latest row per instance
         self.position: Rows | None = None  # of what is reduced and not yet handed over
         self.uncommitted = 0
         self.last = 0  # last sequence reduced
@@ -161,8 +162,8 @@ class ChunkedWriter:
     def submit(self, items: list[Item]) -> int:
         """Reduce a batch; write when WRITE_EVERY events are waiting. Returns the last seq reduced."""
         rows = self.reducer.reduce(items)
-        for k in rows.tables.pop("kernels", ()):
-            self.kernels[k[:3]] = k  # (host, kernel, instance): one row each per statement
+        for k in rows.pop_kernels():
+            self.kernels[k.host, k.kernel, k.instance] = k  # one row each per statement
         for table, data in arrow_tables(rows).items():  # needs the GIL: here, not in the thread
             self.parts.setdefault(table, []).append(data)
         position = self.position

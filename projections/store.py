@@ -11,9 +11,13 @@ complete.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import logging
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from grace.errors import GraceError
 from projections import schema
 from projections.reducer import Kernel, Rows
+from projections.rows import Row
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,7 @@ _ARROW = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
           "JSON": pa.json_(pa.string()),
           "TIMESTAMP": pa.timestamp("us")}
 _SCHEMAS = {name: pa.schema([(c, _ARROW[t]) for c, t in cols]) for name, cols in schema.TABLES.items()}
+_GETTERS = {name: [attrgetter(c) for c, _ in cols] for name, cols in schema.TABLES.items()}
 
 
 class ProjectionError(GraceError):
@@ -41,6 +47,40 @@ class ProjectionError(GraceError):
     def __init__(self, message: str, *, in_use: bool = False) -> None:
         self.in_use = in_use
         super().__init__(message)
+
+
+def _locked_by_another_process(path: Path) -> bool:
+    """Another process holds DuckDB's lock on `path` (a POSIX record lock): asked of the lock
+    itself, since DuckDB raises the same IOException for a held lock and a corrupt file."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # drops the probe's own lock; this process holds no other on the file
+    return False
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open `path` read-write; ProjectionError(in_use=True) while another process writes it."""
+    error: duckdb.Error | None = None
+    # a failure with the lock free is tried once more: its holder may have just exited, and a
+    # file that fails twice is taken for corrupt and set aside
+    for _ in range(2):
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            if _locked_by_another_process(path):
+                raise ProjectionError(
+                    f"projection file {path} is in use by another process ({exc}); only one "
+                    "`grace project` may write it. Stop the other one, or give this one its own "
+                    "--data-dir.", in_use=True) from None
+            error = exc
+    raise ProjectionError(f"cannot open projection file {path}: {error}")
 
 
 def utcnow() -> datetime:
@@ -70,7 +110,7 @@ def _fit(value: Any, type_: pa.DataType) -> Any:
         return None
 
 
-def _column(table: str, name: str, values: tuple[Any, ...], type_: pa.DataType) -> pa.Array:
+def _column(table: str, name: str, values: list[Any], type_: pa.DataType) -> pa.Array:
     """One column; a value that does not fit its type (an integer beyond 64 bits, text that is
     not UTF-8) becomes NULL rather than stopping the projection on that batch forever."""
     try:
@@ -83,12 +123,11 @@ def _column(table: str, name: str, values: tuple[Any, ...], type_: pa.DataType) 
         return pa.array(fitted, type_)
 
 
-def to_arrow(table: str, rows: list[tuple[Any, ...]]) -> pa.Table:
-    """Rows (tuples in schema order) as an Arrow table of the table's schema."""
+def to_arrow(table: str, rows: Sequence[Row]) -> pa.Table:
+    """Rows of `table` as an Arrow table of the table's schema, each column read by its name."""
     sch = _SCHEMAS[table]
-    cols = list(zip(*rows, strict=True))  # strict: a row that does not match the schema fails here
-    return pa.Table.from_arrays(
-        [_column(table, f.name, c, f.type) for c, f in zip(cols, sch, strict=True)], schema=sch)
+    return pa.Table.from_arrays([_column(table, f.name, list(map(get, rows)), f.type)
+                                 for get, f in zip(_GETTERS[table], sch, strict=True)], schema=sch)
 
 
 def arrow_tables(rows: Rows) -> dict[str, pa.Table]:
@@ -107,15 +146,7 @@ class Store:
     @classmethod
     def open(cls, path: Path, memory_limit: str | None = None) -> Store:
         """Open (creating when new) and check the schema version; raise ProjectionError."""
-        try:
-            con = duckdb.connect(str(path))
-        except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
-                raise ProjectionError(
-                    f"projection file {path} is in use by another process ({exc}); only one "
-                    "`grace project` may write it. Stop the other one, or give this one its own "
-                    "--data-dir.", in_use=True) from None
-            raise ProjectionError(f"cannot open projection file {path}: {exc}") from None
+        con = _connect(path)
         try:
             if memory_limit:
                 # a bounded footprint: cap DuckDB's buffers, hand freed memory back sooner

@@ -155,21 +155,36 @@ def encode(event: Event) -> bytes:
 
 def decode(raw: bytes) -> Event:
     """Decode and validate one event; raise EventError with the reason and raw bytes."""
-    from grace.errors import EventError
+    from grace.errors import EventError, UnknownEventType
 
     if len(raw) > MAX_PAYLOAD:
         raise EventError(f"payload of {len(raw)} bytes is over the {MAX_PAYLOAD}-byte limit", raw)
     try:
         return _decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        reason = str(exc)
-        if "at `$.type`" in reason:
-            reason = f"unknown event type: {reason}"
-        raise EventError(reason, raw) from None
+        if _type_unknown(raw):
+            raise UnknownEventType(f"unknown event type: {exc}", raw) from None
+        raise EventError(str(exc), raw) from None
     except msgspec.DecodeError as exc:
         raise EventError(f"not valid JSON: {exc}", raw) from None
     except UnicodeDecodeError as exc:
         raise EventError(f"invalid UTF-8 in a string: {exc}", raw) from None
+
+
+class _TypeOnly(msgspec.Struct, frozen=True):
+    type: object = None
+
+
+_type_decoder = msgspec.json.Decoder(_TypeOnly)
+
+
+def _type_unknown(raw: bytes) -> bool:
+    """`raw` is a JSON object whose `type` is not one of this version's event types."""
+    try:
+        kind = _type_decoder.decode(raw).type
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return False
+    return not isinstance(kind, str) or kind not in PAYLOAD_CLASSES
 
 
 def decode_envelope(raw: bytes) -> Envelope:
@@ -184,12 +199,12 @@ def decode_envelope(raw: bytes) -> Envelope:
 
 def payload_from_dict(type_name: str, data: dict[str, Any]) -> Payload:
     """Validate a plain dict as the payload of `type_name` (CLI publish, playbook tests)."""
-    from grace.errors import EventError
+    from grace.errors import EventError, UnknownEventType
 
     cls = PAYLOAD_CLASSES.get(type_name)
     if cls is None:
         known = ", ".join(sorted(PAYLOAD_CLASSES))
-        raise EventError(f"unknown event type {type_name!r}; known types: {known}")
+        raise UnknownEventType(f"unknown event type {type_name!r}; known types: {known}")
     try:
         return msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as exc:

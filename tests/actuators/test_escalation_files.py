@@ -50,7 +50,7 @@ async def test_a_repeated_error_is_escalated_with_the_code_files_under_code_root
     log.write_text("INFO started\n")
     feed = LiveErrorFeed(make_env(example.cfg, StateStore(example.cfg.data_path / "state")))
     assert (await feed.check()).findings == []
-    repeats = example.cfg.thresholds.error_repeats  # the shipped 5
+    repeats = example.cfg.thresholds.live_error_feed.error_repeats  # the shipped 5
     with open(log, "a") as f:
         for _ in range(repeats):
             f.write("\n".join(traceback(example.root, outside)) + "\n")

@@ -242,7 +242,7 @@ async def test_memory_pressure_of_a_kernel_names_the_instance_holding_the_memory
         env = make_env(cfg, StateStore(tmp_path / "state"))
         trig = ResourcePressure(env)
         found: list[events.Trigger] = []
-        for _ in range(cfg.thresholds.sustained_samples):
+        for _ in range(cfg.thresholds.resource_pressure.sustained_samples):
             found = about((await trig.check()).findings, "reporter")
             await asyncio.sleep(0.05)
         [mem] = [f for f in found if isinstance(f, events.MemoryPressure)]

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from nats.js import api
 
-from grace import config, events
+from grace import config, events, triggers_config
 from grace.bus import Bus
 from producers.base import make_env
 from producers.latency_queue import LatencyQueue, p95, probe_plan
@@ -23,7 +23,7 @@ from tests.producers.web import HealthServer
 
 def _cfg(tmp_path: Path, kernels: list[config.Kernel], probes: int = 3) -> config.Config:
     cfg = config.load(None)
-    th = msgspec.structs.replace(cfg.thresholds, latency_probes=probes, latency_min_samples=3)
+    th = triggers_config.with_values(cfg.thresholds, latency_probes=probes, latency_min_samples=3)
     return msgspec.structs.replace(cfg, kernels=kernels, thresholds=th, config_dir=str(tmp_path))
 
 
@@ -96,9 +96,9 @@ async def test_a_health_page_that_is_not_json_is_a_latency_sample_not_a_failure(
 
 def test_probes_fit_the_monitor_timeout_and_wait_at_least_twice_the_threshold() -> None:
     cfg = config.load(None)  # monitor.timeout 5s, 3 probes: 4s of probing
-    assert probe_plan(cfg, config.Kernel(name="a", command=["a"])) == (3, pytest.approx(4 / 3))
+    assert probe_plan(cfg, config.Kernel(name="a", command=["a"]), 3) == (3, pytest.approx(4 / 3))
     slow_ok = config.Kernel(name="b", command=["b"], latency_p95_ms=1500.0)
-    assert probe_plan(cfg, slow_ok) == (1, 3.0)  # one probe of 3s rather than three too short
+    assert probe_plan(cfg, slow_ok, 3) == (1, 3.0)  # one probe of 3s rather than three too short
 
 
 async def test_a_probe_that_times_out_is_a_slow_sample_and_a_latency_spike(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-from grace import events
+from grace import events, triggers_config
 from producers.base import Env, make_env
 from producers.live_error_feed import LiveErrorFeed
 from producers.logtail import template
@@ -15,7 +15,7 @@ from producers.state import StateStore
 
 
 def _env(env: Env, repeats: int = 3) -> Env:
-    th = msgspec.structs.replace(env.cfg.thresholds, error_repeats=repeats)
+    th = triggers_config.with_values(env.cfg.thresholds, error_repeats=repeats)
     cfg = msgspec.structs.replace(env.cfg, logs=["logs/app.log"], thresholds=th)
     (Path(cfg.config_dir) / "logs").mkdir(exist_ok=True)
     return make_env(cfg, env.state, clock=env.clock)
@@ -88,7 +88,7 @@ async def test_old_errors_leave_the_window(env: Env) -> None:
     await trig.check()
     _append(log, "ERROR a 1")
     await trig.check()
-    now[0] += float(env.cfg.thresholds.error_window) + 1
+    now[0] += float(env.cfg.thresholds.live_error_feed.error_window) + 1
     _append(log, "ERROR a 2")
     assert (await trig.check()).findings == []
 

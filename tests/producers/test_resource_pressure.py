@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from grace import config, events
+from grace import config, events, triggers_config
 from producers.base import make_env
 from producers.resource_pressure import ResourcePressure
 from producers.state import StateStore
@@ -21,7 +21,7 @@ BURN = "while True:\n    pass\n"
 
 def _cfg(tmp_path: Path, kernels: list[config.Kernel], cpu: float, sustained: int) -> config.Config:
     cfg = config.load(None)
-    th = msgspec.structs.replace(cfg.thresholds, cpu_percent=cpu, sustained_samples=sustained)
+    th = triggers_config.with_values(cfg.thresholds, cpu_percent=cpu, sustained_samples=sustained)
     return msgspec.structs.replace(cfg, kernels=kernels, thresholds=th, config_dir=str(tmp_path))
 
 

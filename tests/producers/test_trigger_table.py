@@ -15,7 +15,7 @@ import msgspec
 import psutil
 import pytest
 
-from grace import config, events, protect
+from grace import config, events, protect, triggers_config
 from grace.app import demo
 from grace.bus import Bus
 from producers.base import Check, CheckResult, Env, make_env
@@ -38,7 +38,7 @@ def _system(tmp_path: Path) -> config.Config:
     """The shipped example with a host of its own: faults find kernels by host, so another
     Grace (host `demo`) on this machine is never touched."""
     cfg = shipped_system(tmp_path / "system")
-    assert float(cfg.monitor.interval) == INTERVAL_S and cfg.thresholds == config.Thresholds()
+    assert float(cfg.monitor.interval) == INTERVAL_S and cfg.thresholds == triggers_config.Thresholds()
     return msgspec.structs.replace(cfg, host="table-" + uuid.uuid4().hex[:8])
 
 
@@ -271,8 +271,8 @@ async def test_predictive_failure_error_ramp_within_21_intervals_acted_on_within
 async def test_model_integrity_full_verify_every_1_rehashes_the_example_models_every_run(
         tmp_path: Path) -> None:
     cfg = _system(tmp_path)
-    cfg = msgspec.structs.replace(cfg, thresholds=msgspec.structs.replace(cfg.thresholds,
-                                                                          full_verify_every=1))
+    cfg = msgspec.structs.replace(cfg, thresholds=triggers_config.with_values(cfg.thresholds,
+                                                                              full_verify_every=1))
     _accept_protected(cfg)
     models = [p for p, kind in protect.protected_files(cfg) if kind == "model"]
     assert models

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -129,3 +131,23 @@ def test_replay_writer_in_chunks_equals_one_batch(tmp_path: Path) -> None:
     assert writer.finish() == len(items)
     writer.close()
     assert tables(tmp_path / "chunked.duckdb") == tables(tmp_path / "whole.duckdb")
+
+
+def test_a_file_another_process_writes_is_refused_as_in_use_and_never_set_aside(
+        tmp_path: Path) -> None:
+    path = tmp_path / "projection.duckdb"
+    Store.open(path).close()
+    hold = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        with pytest.raises(ProjectionError, match="in use by another process") as info:
+            open_live(path)
+        assert info.value.in_use
+        assert not list(tmp_path.glob("projection.duckdb.corrupt-*"))  # not set aside
+    finally:
+        holder.kill()
+        holder.wait()
+    open_live(path).close()  # free again once the holder is gone
