@@ -29,7 +29,7 @@ async def _model_rehashes(bus: Bus, host: str) -> list[float]:
 
 async def test_a_large_model_is_rehashed_only_every_full_verify_every_cycles(
         bus: Bus, tmp_path: Path) -> None:
-    every = Thresholds().full_verify_every  # the shipped default
+    every = Thresholds().model_integrity.full_verify_every  # the shipped default
     assert 2 * every < CYCLES
     host = "scale-" + uuid.uuid4().hex[:8]
     system = build(tmp_path, 1_000, model_bytes=64 * 1024**2, log_bytes=1024**2, instances=50,
