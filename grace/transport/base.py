@@ -73,7 +73,8 @@ class Feed(Protocol):
     must be dropped (the new consumer sends them again).
     """
 
-    name: str
+    name: str  # the consumer's name now
+    recreated: int  # how often the consumer was re-created
 
     async def start(self) -> None:
         """Create (or find) the consumer and subscribe for its deliveries."""

@@ -175,8 +175,7 @@ class FastFeed:
         self._heard = time.monotonic()
         got: list[Raw] = []
         for subject, reply, data, headers in msgs:
-            if not data and headers:
-                code = st.status_of(headers)
+            if not data and headers and (code := st.status_of(headers)):
                 action = st.classify(code, st.description_of(headers), stage=self.stage,
                                      consumer=f"{self.stream}/{self.name}")
                 if action is st.Action.ALIVE:
