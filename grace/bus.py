@@ -23,6 +23,7 @@ from nats.js import JetStreamContext, api
 from grace import embedded, events, topology, transport
 from grace.errors import BusError, ConnectFailed
 from grace.events import Event, Heartbeat
+from grace.events.base import MAX_PAYLOAD, Payload
 from grace.transport import PayloadTooLarge, PubAck, PubItem, RawHandler, Transport
 from grace.transport.base import check_payload
 
@@ -62,7 +63,7 @@ class Bus:
 
     # ---------------------------------------------------------------- events
 
-    def event(self, data: events.Payload, *, id: str | None = None, subject: str | None = None,
+    def event(self, data: Payload, *, id: str | None = None, subject: str | None = None,
               host: str | None = None) -> Event:
         """Wrap a payload as an event from this stage."""
         return events.make_event(data, host=host or self.host, source=self.source, id=id,
@@ -142,7 +143,7 @@ class Bus:
         if seq is not None:
             headers[topology.H_REJECT_SEQ] = str(seq)
             headers["Nats-Msg-Id"] = f"{stage}:{subject}:{seq}"
-        keep = min(events.MAX_PAYLOAD, self.nc.max_payload) - 4096
+        keep = min(MAX_PAYLOAD, self.nc.max_payload) - 4096
         body = raw if len(raw) <= keep else raw[:keep]
         await self.js.publish(topology.rejected_subject(stage), body, headers=headers)
         self.rejected_count += 1
@@ -174,7 +175,7 @@ async def _probe(url: str, timeout: float) -> None:
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             last = exc
             continue
         writer.close()
@@ -209,12 +210,12 @@ async def connect(url: str, *, host: str, source: str, name: str = "grace",
         await _probe(url, connect_timeout)
         nc = transport.new_client(transport.fast_path_enabled(fast_path))
         # nats-py annotates these timeouts as int; it accepts seconds as float
-        opts: dict[str, Any] = dict(
-            servers=split_servers(url), name=name, connect_timeout=connect_timeout,
-            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
-            user_credentials=credentials, user=user, password=password, tls=tls,
-            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
-            pending_size=64 * 1024 * 1024)
+        opts: dict[str, Any] = {
+            "servers": split_servers(url), "name": name, "connect_timeout": connect_timeout,
+            "allow_reconnect": True, "max_reconnect_attempts": -1, "reconnect_time_wait": 0.25,
+            "user_credentials": credentials, "user": user, "password": password, "tls": tls,
+            "error_cb": on_error, "disconnected_cb": on_disconnect,
+            "reconnected_cb": on_reconnect, "pending_size": 64 * 1024 * 1024}
         await asyncio.wait_for(nc.connect(**opts), timeout=connect_timeout * 3)
     except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types here
         raise ConnectFailed(
@@ -238,8 +239,7 @@ async def connect_and_ensure(url: str, *, host: str, source: str, replicas: int 
             try:
                 await topology.ensure_topology(bus.js, replicas)
                 return bus
-            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError,
-                    nats.errors.NoRespondersError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError) as exc:
                 if loop.time() > deadline:
                     raise BusError(
                         f"NATS at {url} accepted the connection but JetStream did not answer within "

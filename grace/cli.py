@@ -11,8 +11,15 @@ from pathlib import Path
 import click
 
 from grace import __version__, events
-from grace.cliutil import (fail, guarded, load_context, run, run_until_signal, setup_logging,
-                           stage_options)
+from grace.cliutil import (
+    fail,
+    guarded,
+    load_context,
+    run,
+    run_until_signal,
+    setup_logging,
+    stage_options,
+)
 from grace.errors import EventError
 
 # Each module exposes `register(group: click.Group) -> None`.

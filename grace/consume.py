@@ -95,12 +95,12 @@ class PullConsumer(Generic[T]):
                 self._wake.clear()
                 try:
                     await self._top_up()
-                except (BusError, asyncio.TimeoutError, ConnectionError) as exc:
+                except (TimeoutError, BusError, ConnectionError) as exc:
                     log.warning("%s: requesting messages failed, retrying: %r", self.stage, exc)
                     self.feed.request_failed()  # re-ensure the consumer on the next turn
                     await asyncio.sleep(0.2)
                     continue
-                except Exception as exc:  # noqa: BLE001 - e.g. a timeout while a leader is elected
+                except Exception as exc:
                     if type(exc).__module__.split(".")[0] != "nats":
                         raise
                     log.warning("%s: requesting messages failed, retrying: %r", self.stage, exc)
@@ -112,7 +112,7 @@ class PullConsumer(Generic[T]):
                     wait = min(self.expires / 2, 5.0)
                     try:
                         await asyncio.wait_for(self._wake.wait(), wait)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                     continue
                 take = min(len(self._buf), self.batch)
@@ -173,7 +173,7 @@ class PullConsumer(Generic[T]):
                           self.stage, exc, len(good))
                 await self._deliver_one_by_one(good)
                 return
-            except (BusError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (TimeoutError, BusError, ConnectionError) as exc:
                 log.warning("%s: bus error while handling %d messages, retrying in %.1fs: %r",
                             self.stage, len(good), delay, exc)
                 await asyncio.sleep(delay)
@@ -194,7 +194,7 @@ class PullConsumer(Generic[T]):
             except PayloadTooLarge as exc:
                 raw = events.encode(d.item) if isinstance(d.item, events.Event) else b""
                 await self._reject_raw(raw, d.subject, d.seq, f"{self.stage}: {exc}")
-            except (BusError, asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, BusError, ConnectionError):
                 raise
             except Exception as exc:  # noqa: BLE001 - poison message: keep it, say why
                 raw = events.encode(d.item) if isinstance(d.item, events.Event) else b""

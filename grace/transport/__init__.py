@@ -11,8 +11,16 @@ import os
 
 from nats.aio.client import Client
 
-from grace.transport.base import (Feed, PayloadTooLarge, PubAck, PubItem, Raw, RawHandler, RawMsg,
-                                  Transport)
+from grace.transport.base import (
+    Feed,
+    PayloadTooLarge,
+    PubAck,
+    PubItem,
+    Raw,
+    RawHandler,
+    RawMsg,
+    Transport,
+)
 
 __all__ = ["Feed", "PayloadTooLarge", "PubAck", "PubItem", "Raw", "RawHandler", "RawMsg",
            "Transport", "fast_path_enabled", "new_client", "wrap"]

@@ -92,9 +92,17 @@ class Feed(Protocol):
 class Transport(Protocol):
     """A connected NATS client with JetStream, as Grace's stages use it."""
 
-    fast: bool
-    nc: Client
-    js: JetStreamContext
+    @property
+    def fast(self) -> bool:
+        """True for the fast implementation."""
+
+    @property
+    def nc(self) -> Client:
+        """The nats-py client underneath."""
+
+    @property
+    def js(self) -> JetStreamContext:
+        """Its JetStream context (stream and consumer management, KV)."""
 
     async def publish_batch(self, items: Sequence[PubItem], *, timeout: float = 30.0,
                             window: int = 2000) -> list[PubAck]:
@@ -128,9 +136,9 @@ async def ensure_retrying(ensure: Ensure, next_seq: int, *, stage: str, stream: 
     for attempt in range(attempts):
         try:
             return await ensure(next_seq)
-        except (BusError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, BusError, ConnectionError) as exc:
             err: Exception = exc
-        except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types
+        except Exception as exc:
             if type(exc).__module__.split(".")[0] != "nats":
                 raise
             err = exc

@@ -24,8 +24,18 @@ from nats.js import JetStreamContext
 from grace.errors import BusError
 from grace.transport import status as st
 from grace.transport.acks import parse_ack
-from grace.transport.base import (ApiError, Ensure, PubAck, PubItem, Raw, RawHandler, RawMsg,
-                                  check_payload, ensure_retrying, idle_heartbeat_for)
+from grace.transport.base import (
+    ApiError,
+    Ensure,
+    PubAck,
+    PubItem,
+    Raw,
+    RawHandler,
+    RawMsg,
+    check_payload,
+    ensure_retrying,
+    idle_heartbeat_for,
+)
 from grace.transport.fastclient import FastClient, header_block
 
 log = logging.getLogger(__name__)
@@ -36,7 +46,7 @@ _ack_decoder = msgspec.json.Decoder(PubAck)
 class _Window:
     """Acks outstanding for one pipelined batch of publishes."""
 
-    __slots__ = ("acks", "left", "done")
+    __slots__ = ("acks", "done", "left")
 
     def __init__(self, n: int) -> None:
         self.acks: list[PubAck | None] = [None] * n
@@ -77,7 +87,7 @@ class FastTransport:
                     await self.nc.publish_raw(subject, payload, reply=f"{prefix}{i}",
                                               headers=blocks[start + i])
                 await asyncio.wait_for(asyncio.shield(win.done), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise BusError(f"{win.left} of {len(part)} publishes got no broker ack within "
                                f"{timeout:.0f}s; retry (ids dedupe)") from None
             finally:
@@ -164,8 +174,8 @@ class FastFeed:
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be gone
-                pass
+            except Exception as exc:  # noqa: BLE001 - the connection may be gone
+                log.debug("%s: unsubscribing the pull inbox failed: %r", self.stage, exc)
             self._sub = None
 
     def _on_msgs(self, msgs: list[RawMsg]) -> None:

@@ -14,14 +14,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import ProtocolError
-from nats.protocol.parser import (AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, CRLF_SIZE, ERR_RE,
-                                  INFO_RE, MAX_CONTROL_LINE_SIZE, OK_RE, PING_RE, PONG_RE, Parser)
+from nats.protocol.parser import (
+    AWAITING_CONTROL_LINE,
+    AWAITING_MSG_PAYLOAD,
+    CRLF_SIZE,
+    ERR_RE,
+    INFO_RE,
+    MAX_CONTROL_LINE_SIZE,
+    OK_RE,
+    PING_RE,
+    PONG_RE,
+    Parser,
+)
 
 from grace.errors import BusError
 from grace.transport.base import RawHandler, RawMsg, check_payload
@@ -56,7 +65,7 @@ class FastClient(Client):
         return sub
 
     async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
-                           headers: bytes | None) -> None:
+                           headers: bytes | None) -> None:  # nats-py passes None without headers
         batch = self._batch_handlers.get(b"%d" % sid) if self._batch_handlers else None
         if batch is not None:  # a message the parser's fast run left to the general path
             self.stats["in_msgs"] += 1
@@ -65,7 +74,7 @@ class FastClient(Client):
             return
         handler = self._raw_handlers.get(sid)
         if handler is None:
-            await super()._process_msg(sid, subject, reply, data, headers)
+            await super()._process_msg(sid, subject, reply, data, headers or b"")
             return
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)

@@ -21,8 +21,16 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from grace.errors import BusError
-from grace.transport.base import (Ensure, PubAck, PubItem, Raw, RawHandler, check_payload,
-                                  ensure_retrying, idle_heartbeat_for)
+from grace.transport.base import (
+    Ensure,
+    PubAck,
+    PubItem,
+    Raw,
+    RawHandler,
+    check_payload,
+    ensure_retrying,
+    idle_heartbeat_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +68,7 @@ class PublicTransport:
                        for subject, payload, msg_id in items[start: start + window]]
             try:
                 acks = await asyncio.wait_for(asyncio.gather(*futures), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 left = sum(1 for f in futures if not f.done())
                 raise BusError(f"{left} of {len(futures)} publishes got no broker ack within "
                                f"{timeout:.0f}s; retry (ids dedupe)") from None
@@ -122,14 +130,14 @@ class PublicFeed:
             self._task.cancel()
             try:
                 await self._task
-            except BaseException:  # noqa: BLE001 - cancelled or failed: stopping anyway
-                pass
+            except BaseException as exc:  # noqa: BLE001 - cancelled or failed: stopping anyway
+                log.debug("%s: the last fetch ended with %r", self.stage, exc)
             self._task = None
         if self._psub is not None:
             try:
                 await self._psub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be gone
-                pass
+            except Exception as exc:  # noqa: BLE001 - the connection may be gone
+                log.debug("%s: unsubscribing the pull inbox failed: %r", self.stage, exc)
             self._psub = None
 
     def request_failed(self) -> None:
@@ -144,7 +152,7 @@ class PublicFeed:
         except nats.js.errors.FetchTimeoutError:  # heartbeats came, messages did not: alive
             self._flowing = False
             return
-        except asyncio.TimeoutError:  # not one heartbeat within the expiry
+        except TimeoutError:  # not one heartbeat within the expiry
             self._flowing = False
             await self._check_consumer("missed its idle heartbeats")
             return
@@ -175,8 +183,8 @@ class PublicFeed:
         if self._psub is not None:
             try:
                 await self._psub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the old inbox may be gone with the connection
-                pass
+            except Exception as exc:  # noqa: BLE001 - the old inbox may be gone with the connection
+                log.debug("%s: unsubscribing the old pull inbox failed: %r", self.stage, exc)
             self._psub = None
         self.name = await self.ensure(self.position())
         self._psub = await self.js.pull_subscribe_bind(self.name, self.stream)

@@ -13,8 +13,8 @@ import json
 import logging
 import time
 import uuid
-from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,7 +88,7 @@ class Reader:
                 self.seqs.append(d.seq)
                 self.data[d.seq] = d.item
             if self.stall:
-                time.sleep(self.stall)  # the whole process stalls, not just this coroutine
+                time.sleep(self.stall)  # noqa: ASYNC251 - the whole process stalls, on purpose
                 self.stall = 0.0
 
         self.consumer: PullConsumer[bytes] = PullConsumer(
