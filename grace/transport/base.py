@@ -57,7 +57,7 @@ def check_payload(nc: Client, subject: str, payload: bytes, headers: int, what: 
     """Refuse (before sending) what the server would refuse by dropping the connection."""
     if nc.is_closed:
         raise BusError(f"cannot publish to {subject}: the NATS connection is closed")
-    if nc.is_draining or nc.is_draining_pubs:
+    if nc.is_draining_pubs:  # as nats-py: while subscriptions drain, acks must still go out
         raise BusError(f"cannot publish to {subject}: the NATS connection is draining (closing)")
     size = len(payload) + headers
     if size > nc.max_payload:

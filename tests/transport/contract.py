@@ -169,6 +169,15 @@ class TransportContract:
         await lane.publish([b"fine"])
         assert (await lane.bus.js.stream_info(lane.stream)).state.messages == 1
 
+    async def test_publishing_on_a_closed_connection_is_a_bus_error(
+            self, nats_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("GRACE_FAST_PATH", raising=False)
+        b = await bus_mod.connect(nats_url, host="h", source="grace/h/contract",
+                                  fast_path=self.fast)
+        await b.close()
+        with pytest.raises(BusError, match="closed"):
+            await b.publish_raw_many([("grace.events.trigger.x.h", b"{}", "closed-1")])
+
     async def test_a_stage_sends_an_oversized_event_to_rejected_with_the_reason(
             self, bus: Bus) -> None:
         big = bus.event(events.CpuSaturation(scope="system", percent=99.0, threshold=90, samples=3,
