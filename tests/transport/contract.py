@@ -194,6 +194,34 @@ class TransportContract:
         assert "cpu_saturation" in reason and "max_payload" in reason
         assert bus.nc.is_connected
 
+    async def test_a_handler_that_emits_an_oversized_event_is_not_retried_forever(
+            self, lane: Lane) -> None:
+        bus = lane.bus
+        handled: list[bytes] = []
+
+        async def handle(items: list[Delivery[bytes]]) -> None:
+            for d in items:
+                if d.item == b"make-it-big":
+                    await bus.publish(bus.event(events.CpuSaturation(
+                        scope="system", percent=1.0, threshold=90, samples=3,
+                        trigger="x" * (bus.nc.max_payload + 10))))
+                handled.append(d.item)
+
+        before = (await bus.js.stream_info(topology.REJECTED)).state.messages
+        await lane.publish([b"make-it-big", b"next"])
+        c: PullConsumer[bytes] = PullConsumer(bus, lane.stream, lane.durable(), handle,
+                                              decoder=bytes, stage="contract-big", ack="all")
+        task = asyncio.create_task(c.run())
+        await wait_for(lambda: b"next" in handled, timeout=30)
+        c.stop()
+        await task
+        assert (await bus.js.stream_info(topology.REJECTED)).state.messages == before + 1
+        last = await bus.js.get_last_msg(topology.REJECTED,
+                                         topology.rejected_subject("contract-big"))
+        reason = (last.headers or {}).get(topology.H_REJECT_REASON, "")
+        assert "cpu_saturation" in reason and "max_payload" in reason
+        assert bus.nc.is_connected
+
     # ------------------------------------------------------------------ consume
 
     async def test_split_reads_large_and_many_small_messages_arrive_whole_and_once(
