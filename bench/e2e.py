@@ -46,12 +46,12 @@ async def wait_for_heartbeats(b: Bus, names: set[str], timeout: float = 60.0) ->
     seen: set[str] = set()
     done = asyncio.Event()
 
-    def on_beat(subject: bytes, _r: bytes, _d: bytes, _h: bytes) -> None:
+    def on_beat(subject: bytes, _r: bytes, _d: bytes, _h: bytes | None) -> None:
         seen.add(subject.decode().rsplit(".", 1)[-1])
         if names <= seen:
             done.set()
 
-    sub = await b.nc.subscribe_raw(topology.heartbeat_filter(HOST), on_beat)
+    sub = await b.subscribe_raw(topology.heartbeat_filter(HOST), on_beat)
     try:
         await asyncio.wait_for(done.wait(), timeout)
     finally:

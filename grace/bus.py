@@ -1,6 +1,8 @@
 """The NATS connection every stage shares: connect, publish with broker acks, reject.
 
-Consuming lives in `grace.consume`; subject names in `grace.topology`.
+The wire work is the transport's (`grace.transport`: fast, or nats-py's public
+API when `nats.fast_path` is false); consuming lives in `grace.consume`;
+subject names in `grace.topology`.
 """
 
 from __future__ import annotations
@@ -15,45 +17,22 @@ from typing import Any
 import msgspec
 import nats.errors
 import nats.js.errors
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 
-from grace import embedded, events, topology
+from grace import embedded, events, topology, transport
 from grace.errors import BusError, ConnectFailed
 from grace.events import Event, Heartbeat
-from grace.fastnats import FastClient, header_block
+from grace.events.base import MAX_PAYLOAD, Payload
+from grace.transport import PayloadTooLarge, PubAck, PubItem, RawHandler, Transport
+from grace.transport.base import check_payload
 
 log = logging.getLogger(__name__)
 
 _hb_encoder = msgspec.json.Encoder()
+_MSG_ID_HEADER = len(b"NATS/1.0\r\nNats-Msg-Id: \r\n\r\n")
 
-
-class _ApiError(msgspec.Struct):
-    code: int = 0
-    err_code: int = 0
-    description: str = ""
-
-
-class PubAck(msgspec.Struct):
-    """The broker's answer to a JetStream publish."""
-
-    stream: str = ""
-    seq: int = 0
-    duplicate: bool = False
-    error: _ApiError | None = None
-
-
-_ack_decoder = msgspec.json.Decoder(PubAck)
-
-
-class _Window:
-    """Acks outstanding for one pipelined batch of publishes."""
-
-    __slots__ = ("acks", "done", "left")
-
-    def __init__(self, n: int) -> None:
-        self.acks: list[PubAck | None] = [None] * n
-        self.left = n
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+__all__ = ["Bus", "PayloadTooLarge", "PubAck", "connect", "connect_and_ensure", "resolve_url"]
 
 
 def resolve_url(url: str | None, data_dir: Path | None) -> str:
@@ -72,21 +51,19 @@ def resolve_url(url: str | None, data_dir: Path | None) -> str:
 
 
 class Bus:
-    """A connected NATS client plus JetStream, with Grace's publish helpers."""
+    """A connected transport (NATS client plus JetStream) with Grace's publish helpers."""
 
-    def __init__(self, nc: FastClient, host: str, source: str) -> None:
-        self.nc = nc
-        self.js: JetStreamContext = nc.jetstream(timeout=10.0)
+    def __init__(self, tr: Transport, host: str, source: str) -> None:
+        self.transport = tr
+        self.nc = tr.nc
+        self.js: JetStreamContext = tr.js
         self.host = host
         self.source = source
         self.rejected_count = 0
-        self._ack_prefix = ""
-        self._windows: dict[int, _Window] = {}
-        self._window_no = 0
 
     # ---------------------------------------------------------------- events
 
-    def event(self, data: events.Payload, *, id: str | None = None, subject: str | None = None,
+    def event(self, data: Payload, *, id: str | None = None, subject: str | None = None,
               host: str | None = None) -> Event:
         """Wrap a payload as an event from this stage."""
         return events.make_event(data, host=host or self.host, source=self.source, id=id,
@@ -102,83 +79,72 @@ class Bus:
             return topology.task_subject(ev.host, data.kind)
         return topology.event_subject(data.CATEGORY, data.TYPE, ev.host)
 
+    def check_size(self, ev: Event, raw: bytes) -> None:
+        """Raise PayloadTooLarge (naming the event's type) if the server would refuse it."""
+        check_payload(self.nc, self.subject_of(ev), raw, _MSG_ID_HEADER + len(ev.id),
+                      what=f"event {ev.type} (id {ev.id})")
+
     async def publish(self, ev: Event, timeout: float = 10.0) -> api.PubAck:
-        """Publish one event and wait for the broker's ack (dedup by Nats-Msg-Id = id)."""
-        return await self.js.publish(self.subject_of(ev), events.encode(ev), timeout=timeout,
+        """Publish one event and wait for the broker's ack (dedup by Nats-Msg-Id = id).
+
+        Raises PayloadTooLarge before sending anything when the event is over the
+        server's max_payload; the connection stays up.
+        """
+        raw = events.encode(ev)
+        self.check_size(ev, raw)
+        return await self.js.publish(self.subject_of(ev), raw, timeout=timeout,
                                      headers={"Nats-Msg-Id": ev.id})
 
     async def publish_many(self, evs: Sequence[Event], timeout: float = 30.0,
                            window: int = 2000) -> list[PubAck]:
         """Publish many events pipelined; return when every one is acked, in order.
 
-        Raises BusError if any publish failed or timed out; some may be stored
-        already, and re-publishing the whole list is safe: ids dedupe.
+        An event over the server's max_payload is not sent: it goes to GRACE_REJECTED
+        with the reason, and the others are published. Raises BusError if any publish
+        failed or timed out; some may be stored already, and re-publishing the whole
+        list is safe: ids dedupe.
         """
-        items = [(self.subject_of(ev), events.encode(ev), ev.id) for ev in evs]
-        return await self.publish_raw_many(items, timeout=timeout, window=window)
-
-    async def publish_raw_many(self, items: Sequence[tuple[str, bytes, str]], *,
-                               timeout: float = 30.0, window: int = 2000) -> list[PubAck]:
-        """Publish (subject, payload, msg id) triples with broker acks, `window` in flight."""
-        if not self._ack_prefix:
-            self._ack_prefix = self.nc.new_inbox()
-            await self.nc.subscribe_raw(self._ack_prefix + ".*.*", self._on_ack)
-        out: list[PubAck] = []
-        for start in range(0, len(items), window):
-            part = items[start: start + window]
-            self._window_no += 1
-            no = self._window_no
-            win = self._windows[no] = _Window(len(part))
-            prefix = f"{self._ack_prefix}.{no}."
+        items: list[PubItem] = []
+        for ev in evs:
+            raw = events.encode(ev)
             try:
-                for i, (subject, payload, msg_id) in enumerate(part):
-                    await self.nc.publish_raw(subject, payload, reply=f"{prefix}{i}",
-                                              headers=header_block({"Nats-Msg-Id": msg_id}))
-                await asyncio.wait_for(asyncio.shield(win.done), timeout)
-            except TimeoutError:
-                raise BusError(f"{win.left} of {len(part)} publishes got no broker ack within "
-                               f"{timeout:.0f}s; retry (ids dedupe)") from None
-            finally:
-                self._windows.pop(no, None)
-            for ack in win.acks:
-                assert ack is not None
-                if ack.error is not None:
-                    raise BusError(f"the server refused a publish: {ack.error.description} "
-                                   f"(code {ack.error.code}); retry (ids dedupe)")
-                out.append(ack)
-        return out
+                self.check_size(ev, raw)
+            except PayloadTooLarge as exc:
+                await self.reject(raw, str(exc), stage=self.source.rsplit("/", 1)[-1],
+                                  subject=self.subject_of(ev))
+                continue
+            items.append((self.subject_of(ev), raw, ev.id))
+        return await self.transport.publish_batch(items, timeout=timeout, window=window)
 
-    def _on_ack(self, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
-        _, _, tail = subject.rpartition(b".")
-        head = subject[: len(subject) - len(tail) - 1]
-        no = int(head[head.rfind(b".") + 1:])
-        win = self._windows.get(no)
-        if win is None:
-            return
-        i = int(tail)
-        if win.acks[i] is not None:
-            return
-        if not data and headers:  # 503 no responders: no stream for this subject
-            ack = PubAck(error=_ApiError(code=503, description="no stream captures this subject"))
-        else:
-            try:
-                ack = _ack_decoder.decode(data)
-            except msgspec.DecodeError:
-                ack = PubAck(error=_ApiError(description=f"unreadable ack {data[:100]!r}"))
-        win.acks[i] = ack
-        win.left -= 1
-        if win.left == 0 and not win.done.done():
-            win.done.set_result(None)
+    async def publish_raw_many(self, items: Sequence[PubItem], *, timeout: float = 30.0,
+                               window: int = 2000) -> list[PubAck]:
+        """Publish (subject, payload, msg id) triples with broker acks, `window` in flight.
+
+        Raises PayloadTooLarge before sending anything if one is over max_payload.
+        """
+        return await self.transport.publish_batch(items, timeout=timeout, window=window)
+
+    async def ack(self, reply: str, kind: bytes = b"+ACK") -> None:
+        """Acknowledge a delivery by its ack subject."""
+        await self.transport.ack(reply, kind)
+
+    async def subscribe_raw(self, subject: str, handler: RawHandler) -> Subscription:
+        """Core-NATS subscription whose handler gets (subject, reply, data, headers)."""
+        return await self.transport.subscribe_raw(subject, handler)
 
     async def reject(self, raw: bytes, reason: str, *, stage: str, subject: str = "",
                      seq: int | None = None) -> None:
-        """Keep a message that failed to decode or validate, with its reason. Never drops it."""
+        """Keep a message that failed to decode or validate, with its reason. Never drops it.
+
+        A body over the server's max_payload is kept truncated; the reason says so.
+        """
         headers = {topology.H_REJECT_REASON: _header_safe(reason),
                    topology.H_REJECT_STAGE: stage, topology.H_REJECT_SUBJECT: subject}
         if seq is not None:
             headers[topology.H_REJECT_SEQ] = str(seq)
             headers["Nats-Msg-Id"] = f"{stage}:{subject}:{seq}"
-        body = raw if len(raw) <= events.MAX_PAYLOAD - 4096 else raw[: events.MAX_PAYLOAD - 4096]
+        keep = min(MAX_PAYLOAD, self.nc.max_payload) - 4096
+        body = raw if len(raw) <= keep else raw[:keep]
         await self.js.publish(topology.rejected_subject(stage), body, headers=headers)
         self.rejected_count += 1
         log.warning("rejected a message on %s: %s", subject or "?", reason)
@@ -191,11 +157,7 @@ class Bus:
         await self.nc.publish(topology.heartbeat_subject(self.host, name), _hb_encoder.encode(hb))
 
     async def close(self) -> None:
-        if not self.nc.is_closed:
-            try:
-                await self.nc.drain()
-            except Exception:  # noqa: BLE001 - closing anyway
-                await self.nc.close()
+        await self.transport.close()
 
 
 def split_servers(url: str) -> list[str]:
@@ -228,8 +190,12 @@ def _header_safe(text: str) -> str:
 async def connect(url: str, *, host: str, source: str, name: str = "grace",
                   credentials: str | None = None, tls: Any = None,
                   user: str | None = None, password: str | None = None,
-                  connect_timeout: float = 3.0) -> Bus:
-    """Connect once (fail fast with the URL and what to do), then reconnect forever."""
+                  connect_timeout: float = 3.0, fast_path: bool = True) -> Bus:
+    """Connect once (fail fast with the URL and what to do), then reconnect forever.
+
+    `fast_path` (the config's `nats.fast_path`; GRACE_FAST_PATH=0 overrides it)
+    picks the transport implementation.
+    """
     async def on_error(exc: Exception) -> None:
         log.warning("NATS %s: %r", url, exc)
 
@@ -242,20 +208,20 @@ async def connect(url: str, *, host: str, source: str, name: str = "grace",
 
     try:
         await _probe(url, connect_timeout)
-        nc = FastClient()
+        nc = transport.new_client(transport.fast_path_enabled(fast_path))
         # nats-py annotates these timeouts as int; it accepts seconds as float
         opts: dict[str, Any] = {
             "servers": split_servers(url), "name": name, "connect_timeout": connect_timeout,
             "allow_reconnect": True, "max_reconnect_attempts": -1, "reconnect_time_wait": 0.25,
             "user_credentials": credentials, "user": user, "password": password, "tls": tls,
-            "error_cb": on_error, "disconnected_cb": on_disconnect, "reconnected_cb": on_reconnect,
-            "pending_size": 64 * 1024 * 1024}
+            "error_cb": on_error, "disconnected_cb": on_disconnect,
+            "reconnected_cb": on_reconnect, "pending_size": 64 * 1024 * 1024}
         await asyncio.wait_for(nc.connect(**opts), timeout=connect_timeout * 3)
     except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types here
         raise ConnectFailed(
             f"cannot connect to NATS at {url}: {exc!r}. Is the server running? Start one with "
             "`grace up`, or pass the right --nats URL (or GRACE_NATS_URL).") from None
-    return Bus(nc, host, source)
+    return Bus(transport.wrap(nc), host, source)
 
 
 async def connect_and_ensure(url: str, *, host: str, source: str, replicas: int = 1,

@@ -81,7 +81,7 @@ class Context:
         return await connect_and_ensure(
             self.url(), host=self.cfg.host, source=f"grace/{self.cfg.host}/{component}",
             name=f"grace-{component}", replicas=self.cfg.nats.replicas, credentials=creds, tls=tls,
-            user=user, password=password)
+            user=user, password=password, fast_path=self.cfg.nats.fast_path)
 
 
 def load_context(config_path: str | None, nats_url: str | None = None,
@@ -90,6 +90,8 @@ def load_context(config_path: str | None, nats_url: str | None = None,
     if config_path is None and Path("grace.yaml").is_file():
         config_path = "grace.yaml"
     cfg = config_mod.load(config_path)
+    if not cfg.nats.fast_path:  # processes this one starts (stages, the replay reader) follow
+        os.environ["GRACE_FAST_PATH"] = "0"
     if data_dir:
         cfg = msgspec.structs.replace(cfg, data_dir=str(Path(data_dir).resolve()))
     # container deployments configure these through the environment (compose.yaml)

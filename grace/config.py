@@ -40,6 +40,10 @@ class Nats(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     sync: str | None = None  # nats-server sync_interval for the embedded server: "always", "2m", ...
     auth: bool = False
     port: int | None = None  # embedded server port; None picks a free one
+    # false: every stage and command uses nats-py's public JetStream API instead of Grace's
+    # protocol fast paths (slower; the way out if a nats-py release breaks them).
+    # GRACE_FAST_PATH=0 in the environment does the same.
+    fast_path: bool = True
 
 
 class Monitor(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

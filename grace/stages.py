@@ -99,7 +99,7 @@ class Watchdog:
         self._due: dict[str, float] = {}  # stage -> when to restart it
         self._gap_reported: set[str] = set()
 
-    def _on_heartbeat(self, subject: bytes, _reply: bytes, data: bytes, _headers: bytes) -> None:
+    def _on_heartbeat(self, subject: bytes, _reply: bytes, data: bytes, _headers: bytes | None) -> None:
         try:
             hb = msgspec.json.decode(data, type=events.Heartbeat)
         except msgspec.DecodeError:
@@ -109,7 +109,7 @@ class Watchdog:
             self._gap_reported.discard(hb.name)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.bus.nc.subscribe_raw(topology.heartbeat_filter(self.bus.host), self._on_heartbeat)
+        await self.bus.subscribe_raw(topology.heartbeat_filter(self.bus.host), self._on_heartbeat)
         await self.publish(events.WatchdogStarted(name="stage-watchdog", tier=3, interval_s=0.5))
         while not stop.is_set():
             await self._check()

@@ -63,7 +63,8 @@ async def _connect(ctx: Context) -> bus_mod.Bus | None:
     try:
         url = ctx.url()
         return await bus_mod.connect(url, host=ctx.cfg.host, source=f"grace/{ctx.cfg.host}/check",
-                                     name="grace-check", connect_timeout=1.0)
+                                     name="grace-check", connect_timeout=1.0,
+                                     fast_path=ctx.cfg.nats.fast_path)
     except GraceError as exc:
         log.debug("no NATS for grace check: %s", exc)
         return None

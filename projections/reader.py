@@ -21,7 +21,7 @@ import msgspec
 from grace import topology
 from grace.bus import connect
 from grace.consume import Delivery, PullConsumer, parse_ack_subject, stream_seq
-from grace.fastnats import read_in_chunks_of
+from grace.transport.fastclient import read_in_chunks_of
 
 PULL = 5_000
 AHEAD = 4 << 20  # bytes the reader may buffer ahead of the writer before it stops pulling

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -63,14 +64,25 @@ def events_tail(subject: str, from_start: bool, as_json: bool, config_path: str 
 
 @events_group.command("publish")
 @click.argument("type_name", metavar="TYPE")
-@click.option("--data", "data_json", required=True, help="The event's data as a JSON object.")
+@click.option("--data", "data_json", required=True,
+              help="The event's data as a JSON object, @FILE to read it from a file, - for stdin.")
 @click.option("--host", help="Host the event is about (default: the config's host).")
 @click.option("--id", "event_id", help="Event id (default: a new one); re-using an id dedupes.")
 @stage_options
 @guarded
 def events_publish(type_name: str, data_json: str, host: str | None, event_id: str | None,
                    config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
-    """Inject one validated event (or command) and print its stream sequence."""
+    """Inject one validated event (or command) and print its stream sequence.
+
+    Exits 2 when the event is over the NATS server's max_payload; nothing is sent.
+    """
+    if data_json == "-":
+        data_json = sys.stdin.read()
+    elif data_json.startswith("@"):
+        try:
+            data_json = Path(data_json[1:]).read_text()
+        except OSError as exc:
+            fail(f"--data {data_json}: cannot read the file: {exc.strerror or exc}")
     try:
         data = json.loads(data_json)
     except json.JSONDecodeError as exc:

@@ -31,7 +31,7 @@ def ping(name: str, timeout: float, host: str | None, config_path: str | None, n
         bus = await ctx.bus("ping")
         seen = asyncio.Event()
 
-        def on_beat(_s: bytes, _r: bytes, data: bytes, _h: bytes) -> None:
+        def on_beat(_s: bytes, _r: bytes, data: bytes, _h: bytes | None) -> None:
             try:
                 hb = msgspec.json.decode(data, type=events.Heartbeat)
             except msgspec.DecodeError:
@@ -40,7 +40,7 @@ def ping(name: str, timeout: float, host: str | None, config_path: str | None, n
                 seen.set()
 
         try:
-            await bus.nc.subscribe_raw(topology.heartbeat_filter(host or ctx.cfg.host), on_beat)
+            await bus.subscribe_raw(topology.heartbeat_filter(host or ctx.cfg.host), on_beat)
             try:
                 await asyncio.wait_for(seen.wait(), timeout)
             except TimeoutError:

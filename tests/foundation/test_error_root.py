@@ -29,11 +29,11 @@ ALLOWED: dict[tuple[str, str], str] = {
         "the abstract method of the gate base class; every gate overrides it",
     ("processors/matcher_base.py", "NotImplementedError"):
         "abstract methods of the matcher's base; the matcher overrides them",
-    ("grace/consume.py", "AssertionError"):
-        "marks a line the retry loop above never reaches (it returns or raises BusError)",
+    ("grace/transport/base.py", "AssertionError"):
+        "marks a line the consumer-create retry loop never reaches (it returns or raises BusError)",
     ("projections/reader.py", "AssertionError"):
         "a callback the range reader is given but never calls (it writes frames itself)",
-    ("grace/fastnats.py", "ValueError"):
+    ("grace/transport/fastclient.py", "ValueError"):
         "caught on the next line and raised as nats-py's ProtocolError, which its reader expects",
     ("actuators/cli.py", "SystemExit"):
         "`grace snapshot take` ends with the named exit code FINDINGS: an exit, not an error",

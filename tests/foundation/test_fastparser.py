@@ -10,7 +10,7 @@ import pytest
 from nats.errors import ProtocolError
 from nats.protocol.parser import Parser
 
-from grace.fastnats import FastClient, FastParser
+from grace.transport.fastclient import FastClient, FastParser
 
 
 class Recorder:

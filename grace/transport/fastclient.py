@@ -4,16 +4,20 @@ nats-py builds a `Msg` and parses headers for every delivery, then hands it to
 the callback through a queue and a task; at JetStream rates that costs more
 than the work. `FastClient` lets a subscription receive the raw protocol
 fields synchronously, and publish pre-encoded header blocks. It relies on
-nats-py's `_process_msg`/`_send_command`, so nats-py is pinned exactly.
+nats-py internals (`_process_msg`, `_send_command`, `_flush_pending`,
+`_flush_queue`, the parser's state), so nats-py is pinned to one minor
+release and tests/transport/test_fast_path_assumptions.py names any that
+changed. `nats.fast_path: false` runs Grace without any of this.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import ProtocolError
 from nats.protocol.parser import (
     AWAITING_CONTROL_LINE,
@@ -28,12 +32,13 @@ from nats.protocol.parser import (
     Parser,
 )
 
-RawHandler = Callable[[bytes, bytes, bytes, bytes], None]  # subject, reply, data, headers
-RawMsg = tuple[bytes, bytes, bytes, bytes | None]  # subject, reply, data, headers
+from grace.errors import BusError
+from grace.transport.base import RawHandler, RawMsg, check_payload
+
 BatchHandler = Callable[[list[RawMsg]], None]
 
 
-async def _never_called(_msg: Any) -> None:  # pragma: no cover - raw and batch handlers run instead
+async def _never_called(_msg: Msg) -> None:  # pragma: no cover - raw and batch handlers run instead
     return None
 
 
@@ -46,13 +51,13 @@ class FastClient(Client):
         self._batch_handlers: dict[bytes, BatchHandler] = {}  # by sid as it appears on the wire
         self._ps = FastParser(self)
 
-    async def subscribe_raw(self, subject: str, handler: RawHandler) -> Any:
+    async def subscribe_raw(self, subject: str, handler: RawHandler) -> Subscription:
         """Subscribe so that `handler(subject, reply, data, headers)` runs inline for each message."""
         sub = await self.subscribe(subject, cb=_never_called)
         self._raw_handlers[sub._id] = handler
         return sub
 
-    async def subscribe_batch(self, subject: str, handler: BatchHandler) -> Any:
+    async def subscribe_batch(self, subject: str, handler: BatchHandler) -> Subscription:
         """Subscribe so that `handler([(subject, reply, data, headers), ...])` runs inline once per
         read from the socket, with every message of this subscription that read completed."""
         sub = await self.subscribe(subject, cb=_never_called)
@@ -60,7 +65,7 @@ class FastClient(Client):
         return sub
 
     async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
-                           headers: bytes) -> None:
+                           headers: bytes | None) -> None:  # nats-py passes None without headers
         batch = self._batch_handlers.get(b"%d" % sid) if self._batch_handlers else None
         if batch is not None:  # a message the parser's fast run left to the general path
             self.stats["in_msgs"] += 1
@@ -69,7 +74,7 @@ class FastClient(Client):
             return
         handler = self._raw_handlers.get(sid)
         if handler is None:
-            await super()._process_msg(sid, subject, reply, data, headers)
+            await super()._process_msg(sid, subject, reply, data, headers or b"")
             return
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
@@ -77,7 +82,15 @@ class FastClient(Client):
 
     async def publish_raw(self, subject: str, payload: bytes, *, reply: str = "",
                           headers: bytes = b"") -> None:
-        """Publish with a pre-built header block (`NATS/1.0\\r\\nName: value\\r\\n\\r\\n`)."""
+        """Publish with a pre-built header block (`NATS/1.0\\r\\nName: value\\r\\n\\r\\n`).
+
+        Checks what nats-py's `publish` checks, before anything is sent: a closed or
+        draining client, a full reconnect buffer, and the server's max_payload.
+        """
+        check_payload(self, subject, payload, len(headers))
+        if not self.is_connected and self._pending_data_size + len(payload) > self._max_pending_size:
+            raise BusError(f"cannot publish to {subject}: disconnected from NATS and the reconnect "
+                           "buffer is full; retry once reconnected")
         if headers:
             cmd = b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
                 subject.encode(), reply.encode(), len(headers), len(headers) + len(payload),
@@ -108,13 +121,6 @@ def header_block(headers: dict[str, str]) -> bytes:
     """Encode headers once (values must be single-line ASCII-safe tokens)."""
     lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return f"NATS/1.0\r\n{lines}\r\n".encode()
-
-
-def status_of(headers: bytes) -> str:
-    """The status code of a control message (`NATS/1.0 404 No Messages`), or ''."""
-    if len(headers) > 9 and headers[8:9] == b" ":
-        return headers[9:12].decode()
-    return ""
 
 
 class FastParser(Parser):
