@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from grace.app.cluster import LocalCluster, wait_for_meta_leader
 from nats.js import api
 
 from grace import bus as bus_mod
 from grace import events, topology
+from grace.app.cluster import LocalCluster, wait_for_meta_leader
 from grace.bus import Bus
 from grace.consume import AckMode, Delivery, PullConsumer
 from grace.embedded import EmbeddedServer
