@@ -17,9 +17,15 @@ def act(config_path: str | None, nats_url: str | None, data_dir: str | None) -> 
     """Run the actuator: kernels, this host's commands, the coding-agent handler."""
     from actuators.stage import run_stage
 
-    ctx = load_context(config_path, nats_url, data_dir)
+    from grace import runlock
 
-    run_until_signal(lambda stop: run_stage(ctx, stop))
+    ctx = load_context(config_path, nats_url, data_dir)
+    # one actuator per host and data dir: two would supervise (and start) the same kernels
+    lock = runlock.actuator_lock(ctx.data_dir, ctx.cfg.host).acquire()
+    try:
+        run_until_signal(lambda stop: run_stage(ctx, stop))
+    finally:
+        lock.release()
 
 
 async def _publish_if_reachable(ctx: Context, payloads: list[events.Payload]) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from grace import events, kernelstate
+from grace import events, kernelstate, runlock
 from grace.config import Config, Kernel
 from grace.errors import ActionError
 from grace.holds import Hold
@@ -214,9 +214,12 @@ class Supervisor:
         out = open(self.log_dir / f"{k.name}-{index}.log", "ab")
         try:
             # an argument list, never a shell; own session so signals reach the kernel's children
+            # the run lock of `grace up` (when it started us) stays held while a kernel lives
+            lock_fd = runlock.inherited_fd()
             inst.popen = subprocess.Popen(
                 _argv(k.command), cwd=str(self.cfg.path(k.cwd or ".")), env=self._env(k, index),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                pass_fds=() if lock_fd is None else (lock_fd,))
             inst.pid = inst.popen.pid
             inst.create_time = psutil.Process(inst.pid).create_time()
         except (OSError, psutil.NoSuchProcess) as exc:

@@ -21,6 +21,7 @@ import click
 import msgspec
 
 from grace import config as config_mod
+from grace import parentdeath
 from grace.bus import Bus, connect_and_ensure, resolve_url
 from grace.errors import ExitCode, GraceError
 
@@ -129,7 +130,13 @@ def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, Any]]) 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        return await main(stop)
+        parent = parentdeath.expected_parent()  # started by `grace up`: stop when it is gone
+        watch = None if parent is None else asyncio.create_task(parentdeath.watch_parent(parent, stop.set))
+        try:
+            return await main(stop)
+        finally:
+            if watch is not None:
+                watch.cancel()
 
     return run(go())
 

@@ -27,13 +27,13 @@ from typing import Any
 
 import click
 
-from grace import events, topology
+from grace import events, runlock, topology
 from grace.bus import Bus
 from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
 from grace.embedded import EmbeddedServer
-from grace.errors import BootBlocked
+from grace.errors import BootBlocked, ConfigError
 from grace.logwatch import LogWatcher, last_seq
-from grace.stages import STAGES, StageProcess, Watchdog, stage_argv
+from grace.stages import STAGES, StageCrashLoop, StageProcess, Watchdog, stage_argv
 
 log = logging.getLogger(__name__)
 PHASES = ("config validated", "bus ready", "pre-boot code diff", "snapshots verified",
@@ -63,6 +63,25 @@ class Boot:
             mark = "ok" if status == "completed" else "FAILED"
             click.echo(f"[{time.monotonic() - self.t0:6.2f}s] phase {n}/7 {PHASES[n - 1]:<20} {mark}"
                        f"{'  ' + detail if detail else ''}")
+
+
+def validate_playbooks(ctx: Context) -> str:
+    """Phase 1's playbook check, exactly `grace playbooks validate`'s; raises ConfigError (exit 2)
+    listing every file:line problem, before anything is started."""
+    from processors import stage, validate
+
+    targets: list[str | Path] = list(stage.playbook_paths(ctx))
+    missing = [str(p) for p in targets if not Path(p).exists()]
+    if missing:
+        raise ConfigError(f"playbooks: no such file or folder: {', '.join(missing)}. Fix the "
+                          "config's `playbooks` list")
+    files = validate.playbook_files(targets)
+    playbooks, errors = validate.check_paths(targets)
+    if errors:
+        raise ConfigError("\n".join(str(e) for e in errors) + f"\n{len(errors)} error(s) in "
+                          f"{len(files)} playbook file(s): fix them (`grace playbooks validate` "
+                          "checks the same) and run `grace up` again")
+    return f"{len(playbooks)} playbooks in {len(files)} file(s)"
 
 
 async def code_diff_step(ctx: Context, bus: Bus) -> str:
@@ -105,20 +124,32 @@ def _first_cycle(seen: list[events.Event]) -> bool:
     return set(started.triggers) <= checked
 
 
-async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Event) -> None:
+async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Event,
+                       playbooks: str = "") -> None:
     bus = await ctx.bus("up")
     boot = Boot(bus)
     stages: list[StageProcess] = []
     watcher = LogWatcher(bus, await last_seq(bus) + 1, f"grace.events.*.*.{ctx.cfg.host}").start()
     reason = "shutdown"
+    dog_task: asyncio.Task[None] | None = None
     try:
-        await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}")
+        await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}"
+                         f"{', ' + playbooks if playbooks else ''}")
         await boot.phase(2, "completed", f"NATS {ctx.url()}, streams ensured")
         logs = ctx.data_dir / "logs"
         for name in STAGES:
             stages.append(StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
                                        logs / f"{name}.log"))
         by_name = {s.name: s for s in stages}
+        # the watchdog runs from the start, so a stage crash-looping during boot stops it loudly
+        dog = Watchdog(bus, stages, boot.publish)
+        dog_task = asyncio.create_task(dog.run(stop))
+
+        async def wait(done: Callable[[list[events.Event]], bool], timeout: float) -> bool:
+            ok = await watcher.wait(lambda seen: dog.failure is not None or done(seen), timeout)
+            if dog.failure is not None:
+                raise dog.failure
+            return ok
         # the projection first: a boot that stops at phase 3 or 4 still reaches the dashboard file
         projecting = await _first_heartbeat(bus, ctx.cfg.host, "project")
         by_name["project"].start()
@@ -138,7 +169,7 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
                 await boot.phase(n, "failed", repr(exc))
         await boot.phase(5, "started")
         by_name["act"].start()
-        ok = await watcher.wait(_kernels_up(ctx), KERNEL_START_TIMEOUT_S)
+        ok = await wait(_kernels_up(ctx), KERNEL_START_TIMEOUT_S)
         await boot.phase(5, "completed" if ok else "failed",
                          _held_at_boot(watcher.seen) if ok else
                          f"not every kernel started within {KERNEL_START_TIMEOUT_S:.0f}s; "
@@ -146,13 +177,21 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         await boot.phase(6, "started")
         by_name["process"].start()
         by_name["produce"].start()
-        ok = await watcher.wait(_first_cycle, WARMUP_TIMEOUT_S)
+        ok = await wait(_first_cycle, WARMUP_TIMEOUT_S)
         await boot.phase(6, "completed" if ok else "failed",
                          "" if ok else f"the first trigger cycle did not finish; see {logs / 'produce.log'}")
         await watcher.close()
         await boot.phase(7, "completed", f"stage logs in {logs}")
-        await Watchdog(bus, stages, boot.publish).run(stop)
+        await dog_task
+        if dog.failure is not None:
+            raise dog.failure
+    except StageCrashLoop as exc:
+        reason = f"stage crash loop: {exc}"
+        raise
     finally:
+        if dog_task is not None and not dog_task.done():
+            stop.set()
+            await dog_task
         await watcher.close()
         stopped_logged = False
         for st in reversed([s for s in stages if s.pid is not None]):  # those started
@@ -197,6 +236,14 @@ async def _log_stop(boot: Boot, reason: str = "shutdown") -> bool:
 def up(config_path: str | None, nats_url: str | None, data_dir: str | None, observe: bool) -> None:
     """Start the whole pipeline: embedded NATS (when no URL) and the four stages."""
     ctx = load_context(config_path, nats_url, data_dir)
+    try:
+        playbooks = validate_playbooks(ctx)
+    except ConfigError as exc:
+        click.echo(f"[{0:6.2f}s] phase 1/7 {PHASES[0]:<20} FAILED  {exc}")
+        raise
+    # one run per data dir, held by every process of the run (children inherit the descriptor)
+    lock = runlock.run_lock(ctx.data_dir).acquire()
+    os.environ[runlock.FD_ENV] = str(lock.inheritable())
     if observe or ctx.cfg.processor.mode == "observe":
         os.environ["GRACE_OBSERVE"] = "1"  # the processor stage (and its restarts) read it
         click.echo("observe mode: playbooks record what they would do (decision_observed); "
@@ -209,16 +256,19 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None, obse
             from grace import auth
 
             extra = auth.server_conf(ctx.data_dir)
-        server = EmbeddedServer(ctx.data_dir, ctx.cfg.nats.port, sync=ctx.cfg.nats.sync, extra_conf=extra)
-        ctx.nats_url = server.start()
-        click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
+        server = EmbeddedServer(ctx.data_dir, ctx.cfg.nats.port, sync=ctx.cfg.nats.sync, extra_conf=extra,
+                                die_with_parent=True)
 
     try:
-        run_until_signal(lambda stop: boot_and_run(ctx, config_path, stop))
+        if server is not None:
+            ctx.nats_url = server.start()
+            click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
+        run_until_signal(lambda stop: boot_and_run(ctx, config_path, stop, playbooks))
     finally:
         if server is not None:
             server.stop()
             click.echo("embedded NATS stopped")
+        lock.release()
 
 
 def register(group: click.Group) -> None:

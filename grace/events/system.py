@@ -182,8 +182,12 @@ class WatchdogStopped(Payload, frozen=True, kw_only=True):
 
 
 class StageRestarted(Payload, frozen=True, kw_only=True):
+    """The stage watchdog restarted a stage that exited; `attempt` counts restarts in this run."""
+
     TYPE: ClassVar[str] = "stage_restarted"
     CATEGORY: ClassVar[str] = "stage"
     stage: str
     exit_code: int | None
     attempt: int
+    last_error: str = ""  # the last line the stage wrote to its log before it exited
+    recent: int = 0  # restarts of this stage within the crash-loop window, this one included
