@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from grace import events, kernelstate, runlock
+from grace import events, kernelstate, parentdeath, runlock
 from grace.config import Config, Kernel
 from grace.errors import ActionError
 from grace.holds import Hold
@@ -88,6 +88,7 @@ class Supervisor:
 
     async def start(self) -> None:
         """Adopt live kernels of a previous run, start the rest, watch them."""
+        parentdeath.add_last_rite(self.kill_groups)  # `grace up` gone and no clean stop: no orphan
         self.emit(events.WatchdogStarted(name="kernel-supervisor", tier=2,
                                          interval_s=self.poll_interval))
         async with self.lock:
@@ -117,7 +118,22 @@ class Supervisor:
             for insts in self.instances.values():
                 insts.clear()
             self._save()
+        parentdeath.remove_last_rite(self.kill_groups)
         self.emit(events.WatchdogStopped(name="kernel-supervisor", tier=2, reason=reason))
+
+    def kill_groups(self, grace_s: float = 0.5) -> None:
+        """End every kernel's process group now: SIGTERM, SIGKILL after `grace_s` (the last
+        rite of an actuator whose `grace up` died; synchronous, no event is sent)."""
+        pids = [i.pid for insts in self.instances.values() for i in insts if i.pid]
+        for pid in pids:
+            signal_group(pid, signal.SIGTERM)
+            signal_group(pid, signal.SIGCONT)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.02)
+        for pid in pids:
+            if _alive(pid):
+                signal_group(pid, signal.SIGKILL)
 
     async def scale(self, name: str, target: int) -> tuple[int, int]:
         """Run exactly `target` instances of a pool kernel (clamped to min/max)."""
@@ -453,6 +469,20 @@ class Supervisor:
                 out.append(Instance(kernel=name, index=index, pid=p.pid,
                                     create_time=p.info["create_time"]))
         return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # our own exited child stays a zombie until reaped: it is gone
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _argv(command: list[str]) -> list[str]:

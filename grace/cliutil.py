@@ -131,12 +131,9 @@ def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, Any]]) 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         parent = parentdeath.expected_parent()  # started by `grace up`: stop when it is gone
-        watch = None if parent is None else asyncio.create_task(parentdeath.watch_parent(parent, stop.set))
-        try:
-            return await main(stop)
-        finally:
-            if watch is not None:
-                watch.cancel()
+        if parent is not None:
+            parentdeath.watch_parent(parent, stop.set, loop)
+        return await main(stop)
 
     return run(go())
 

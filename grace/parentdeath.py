@@ -4,18 +4,24 @@
 kernel signals them when `grace up` ends, however it ends (SIGKILL and the OOM
 killer included). A Python child also runs `watch_parent`, which notices a
 changed parent pid (reparented to init or a subreaper) and stops the process
-cleanly: the fallback where prctl is unavailable or was reset.
+cleanly: the fallback where prctl is unavailable or was reset. A clean stop that
+does not end within PARENT_GONE_EXIT_S (NATS died with the parent, and closing a
+connection to it can wait) is cut short: the last rites run (the actuator kills
+its kernels' process groups) and the process exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -23,6 +29,8 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 PARENT_ENV = "GRACE_PARENT_PID"  # set for a child that should stop when this pid is no longer its parent
 WATCH_INTERVAL_S = 0.5
+PARENT_GONE_EXIT_S = 2.0  # how long a clean stop may take once the parent is gone
+_RITES: list[Callable[[], None]] = []
 
 
 def set_pdeathsig(sig: int) -> bool:
@@ -63,11 +71,40 @@ def expected_parent() -> int | None:
         return None
 
 
-async def watch_parent(parent: int, on_death: Callable[[], None],
-                       interval: float = WATCH_INTERVAL_S) -> None:
-    """Call `on_death` once when this process's parent is no longer `parent`."""
-    while os.getppid() == parent:
-        await asyncio.sleep(interval)
-    log.error("parent process %d ended: stopping (a process of a `grace up` run never outlives it)",
-              parent)
-    on_death()
+def add_last_rite(rite: Callable[[], None]) -> None:
+    """Run `rite` (quick, synchronous) before this process exits because its parent is gone
+    and a clean stop did not finish in PARENT_GONE_EXIT_S: the supervisor kills its kernels."""
+    _RITES.append(rite)
+
+
+def remove_last_rite(rite: Callable[[], None]) -> None:
+    with contextlib.suppress(ValueError):
+        _RITES.remove(rite)
+
+
+def watch_parent(parent: int, on_death: Callable[[], None], loop: asyncio.AbstractEventLoop,
+                 interval: float = WATCH_INTERVAL_S, grace_s: float = PARENT_GONE_EXIT_S
+                 ) -> threading.Thread:
+    """A daemon thread: when this process's parent is no longer `parent`, call `on_death` in
+    `loop` (a clean stop); if the process still runs `grace_s` later (a stop stuck on a dead
+    NATS, a blocked loop), run the last rites and exit with code 1."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.error("parent process %d ended: stopping (a process of a `grace up` run never "
+                  "outlives it)", parent)
+        with contextlib.suppress(RuntimeError):  # the loop already closed: we are exiting
+            loop.call_soon_threadsafe(on_death)
+        time.sleep(grace_s)
+        log.error("still running %.0fs after the parent ended: exiting now", grace_s)
+        for rite in list(_RITES):
+            try:
+                rite()
+            except Exception:  # noqa: BLE001 - every rite runs, whatever one does
+                log.exception("last rite %r failed", rite)
+        logging.shutdown()
+        os._exit(1)
+
+    t = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    t.start()
+    return t

@@ -52,6 +52,23 @@ def holders(path: Path) -> list[int]:
     return sorted(found)
 
 
+def _in_use(path: Path, recorded: str) -> str:
+    """The refusal: who took the lock, and which live processes hold it now."""
+    pids = holders(path)
+    owner = recorded or "a process that recorded nothing"
+    first = recorded.split()[1] if recorded.startswith("pid ") and len(recorded.split()) > 1 else ""
+    if pids and first.isdigit() and int(first) in pids:
+        others = len(pids) - 1
+        held = f"held by pid {first}" + (f" and {others} more process(es) of its run" if others else "")
+    elif pids:
+        held = (f"its owner is gone but {len(pids)} process(es) of that run still hold it: pid "
+                f"{', '.join(map(str, pids[:8]))}{' ...' if len(pids) > 8 else ''}")
+    else:
+        held = "held"
+    return (f"data dir {path.parent} is in use: {path.name} was taken by {owner} and is {held}. "
+            "Stop that run first (SIGTERM the pid), or use another --data-dir.")
+
+
 class FileLock:
     """An exclusive, non-blocking flock on one file that records its holder's pid and role."""
 
@@ -68,12 +85,7 @@ class FileLock:
         except BlockingIOError:
             recorded = os.pread(fd, 200, 0).decode(errors="replace").strip()
             os.close(fd)
-            pids = holders(self.path)
-            who = (f"pid {', '.join(map(str, pids))}" if pids else "another process")
-            raise DataDirInUse(
-                f"data dir {self.path.parent} is in use: {self.path} is locked by {who} "
-                f"(recorded: {recorded or 'nothing'}). Stop that run first (SIGTERM the pid), or "
-                "use another --data-dir.") from None
+            raise DataDirInUse(_in_use(self.path, recorded)) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} ({self.role})\n".encode(), 0)
         self.fd = fd

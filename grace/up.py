@@ -150,8 +150,10 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
             if dog.failure is not None:
                 raise dog.failure
             return ok
+        # every stage's first heartbeat: phase 7 says monitoring is active only when all are up
+        beats = {name: await _first_heartbeat(bus, ctx.cfg.host, name) for name in STAGES}
         # the projection first: a boot that stops at phase 3 or 4 still reaches the dashboard file
-        projecting = await _first_heartbeat(bus, ctx.cfg.host, "project")
+        projecting = beats["project"]
         by_name["project"].start()
         for n, step in ((3, code_diff_step), (4, snapshot_step)):
             await boot.phase(n, "started")
@@ -181,7 +183,10 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         await boot.phase(6, "completed" if ok else "failed",
                          "" if ok else f"the first trigger cycle did not finish; see {logs / 'produce.log'}")
         await watcher.close()
-        await boot.phase(7, "completed", f"stage logs in {logs}")
+        silent = await _stages_up(beats, dog, STAGE_UP_TIMEOUT_S)
+        await boot.phase(7, "failed" if silent else "completed",
+                         f"stage(s) {', '.join(silent)} sent no heartbeat within "
+                         f"{STAGE_UP_TIMEOUT_S:.0f}s; see {logs}" if silent else f"stage logs in {logs}")
         await dog_task
         if dog.failure is not None:
             raise dog.failure
@@ -202,6 +207,16 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         if not stopped_logged:
             await _log_stop(boot, reason)
         await bus.close()
+
+
+async def _stages_up(beats: dict[str, asyncio.Event], dog: Watchdog, timeout: float) -> list[str]:
+    """The stages still silent after `timeout`; raises the watchdog's failure (a crash loop)."""
+    deadline = time.monotonic() + timeout
+    while dog.failure is None and time.monotonic() < deadline and not all(e.is_set() for e in beats.values()):
+        await asyncio.sleep(0.1)
+    if dog.failure is not None:
+        raise dog.failure
+    return [name for name, e in beats.items() if not e.is_set()]
 
 
 async def _first_heartbeat(bus: Bus, host: str, stage: str) -> asyncio.Event:
