@@ -34,13 +34,13 @@ def _events(*categories: str) -> list[str]:
 # role -> subjects it may publish to; every role may subscribe to inboxes and heartbeats
 ROLES: dict[str, list[str]] = {
     # snapshot_due: the producers' schedule of snapshots.every (the actuator takes the copies)
-    "producer": [*_events("trigger", "check", "stage"),
+    "producer": [*_events("trigger", "check", "stage", "boot"),  # boot: phase 3
                  topology.event_filter("snapshot", "snapshot_due", "*"),
                  f"$KV.{topology.STATE_BUCKET}.>", *COMMON],
     # the processor records a hold's expiry (hold_released, via expiry)
     "processor": [*_events("decision"), topology.event_filter("operator", "hold_released", "*"),
                   topology.COMMANDS_ALL, *COMMON],
-    "actuator": [*_events("result", "kernel", "snapshot", "task", "stage"), topology.TASKS_ALL,
+    "actuator": [*_events("result", "kernel", "snapshot", "task", "stage", "boot"), topology.TASKS_ALL,
                  f"$KV.{topology.INTENTS_BUCKET}.>", *COMMON],
     "operator": [*_events("operator"), *COMMON],  # holds, approvals, denials: people only
     "projector": COMMON,

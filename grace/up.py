@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -36,14 +36,13 @@ from grace.logwatch import LogWatcher, last_seq
 from grace.stages import STAGES, StageCrashLoop, StageProcess, Watchdog, stage_argv
 
 log = logging.getLogger(__name__)
-PHASES = ("config validated", "bus ready", "pre-boot code diff", "snapshots verified",
-          "kernels started", "warm-up", "monitoring active")
+PHASES = events.BOOT_PHASES
 KERNEL_START_TIMEOUT_S = 60.0
 STAGE_UP_TIMEOUT_S = 30.0
 WARMUP_TIMEOUT_S = 120.0
-
-# Phase 3 and 4 work lives in the stages; `grace up` is the composition root.
-BootStep = Callable[[Context, Bus], Awaitable[str]]
+BOOT_STEP_TIMEOUT_S = 300.0  # phase 3 compiles what changed in the code tree; 4 hashes the models
+# phases 3 and 4 are each published by a stage run once with --boot-phase
+BOOT_STEPS = ((3, "produce"), (4, "act"))
 
 
 class Boot:
@@ -59,6 +58,10 @@ class Boot:
     async def phase(self, n: int, status: str, detail: str = "") -> None:
         await self.publish(events.BootPhase(phase=n, name=PHASES[n - 1], status=status,  # type: ignore[arg-type]
                                             detail=detail))
+        self.echo(n, status, detail)
+
+    def echo(self, n: int, status: str, detail: str = "") -> None:
+        """The terminal line of a phase (a stage publishes phases 3 and 4 itself)."""
         if status != "started":
             mark = "ok" if status == "completed" else "FAILED"
             click.echo(f"[{time.monotonic() - self.t0:6.2f}s] phase {n}/7 {PHASES[n - 1]:<20} {mark}"
@@ -84,16 +87,17 @@ def validate_playbooks(ctx: Context) -> str:
     return f"{len(playbooks)} playbooks in {len(files)} file(s)"
 
 
-async def code_diff_step(ctx: Context, bus: Bus) -> str:
-    from producers.boot import pre_boot_code_diff
+def _phase_result(n: int) -> Callable[[list[events.Event]], events.BootPhase | None]:
+    """Phase `n`'s outcome (completed or failed) in the events seen, if it came."""
+    def result(seen: list[events.Event]) -> events.BootPhase | None:
+        return next((e.data for e in seen if isinstance(e.data, events.BootPhase)
+                     and e.data.phase == n and e.data.status != "started"), None)
+    return result
 
-    return await pre_boot_code_diff(ctx, bus)
 
-
-async def snapshot_step(ctx: Context, bus: Bus) -> str:
-    from actuators.boot import verify_snapshots
-
-    return await verify_snapshots(ctx, bus)
+def _phase_ended(n: int) -> Callable[[list[events.Event]], bool]:
+    result = _phase_result(n)
+    return lambda seen: result(seen) is not None
 
 
 def _kernels_up(ctx: Context) -> Callable[[list[events.Event]], bool]:
@@ -155,20 +159,25 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         # the projection first: a boot that stops at phase 3 or 4 still reaches the dashboard file
         projecting = beats["project"]
         by_name["project"].start()
-        for n, step in ((3, code_diff_step), (4, snapshot_step)):
-            await boot.phase(n, "started")
-            try:
-                await boot.phase(n, "completed", await step(ctx, bus))
-            except BootBlocked as exc:  # the phase forbids going on: no kernel has started
-                await boot.phase(n, "failed", str(exc))
+        for n, stage_name in BOOT_STEPS:
+            step = StageProcess(f"{stage_name} --boot-phase", [*stage_argv(
+                stage_name, config_path, ctx.url(), ctx.data_dir), "--boot-phase"],
+                logs / f"{stage_name}.log")
+            step.start()
+            await wait(_phase_ended(n), BOOT_STEP_TIMEOUT_S)
+            code = await asyncio.to_thread(step.stop, 5.0)
+            result = _phase_result(n)(watcher.seen)
+            if result is None:
+                await boot.phase(n, "failed", f"`grace {stage_name} --boot-phase` published no result "
+                                 f"within {BOOT_STEP_TIMEOUT_S:.0f}s (exit {code}); see {step.log_path}")
+                continue
+            boot.echo(n, result.status, result.detail)
+            if result.status == "failed" and result.blocks:  # the phase forbids going on
                 reason = f"boot stopped at phase {n} ({PHASES[n - 1]})"
                 # a projection stopped before it is up would leave no dashboard file: let it come up
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(projecting.wait(), STAGE_UP_TIMEOUT_S)
-                raise
-            except Exception as exc:  # noqa: BLE001 - a failed phase is reported, boot goes on
-                log.exception("boot phase %d failed", n)
-                await boot.phase(n, "failed", repr(exc))
+                raise BootBlocked(result.detail)
         await boot.phase(5, "started")
         by_name["act"].start()
         ok = await wait(_kernels_up(ctx), KERNEL_START_TIMEOUT_S)

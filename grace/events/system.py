@@ -140,6 +140,11 @@ class SnapshotRestored(Payload, frozen=True, kw_only=True):
 # ---------------------------------------------------------------- boot and stages
 
 
+# `grace up`'s phases: 3 is published by the producers, 4 by the actuator, the rest by `up`
+BOOT_PHASES = ("config validated", "bus ready", "pre-boot code diff", "snapshots verified",
+               "kernels started", "warm-up", "monitoring active")
+
+
 class BootPhase(Payload, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "boot_phase"
     CATEGORY: ClassVar[str] = "boot"
@@ -147,6 +152,7 @@ class BootPhase(Payload, frozen=True, kw_only=True):
     name: str
     status: Literal["started", "completed", "failed"]
     detail: str = ""
+    blocks: bool = False  # a failed phase that forbids going on: `grace up` stops, no kernel starts
 
 
 class SystemStopped(Payload, frozen=True, kw_only=True):
