@@ -33,24 +33,35 @@ PARENT_GONE_EXIT_S = 2.0  # how long a clean stop may take once the parent is go
 _RITES: list[Callable[[], None]] = []
 
 
-def set_pdeathsig(sig: int) -> bool:
-    """Ask Linux to send `sig` to this process when its parent thread exits; False elsewhere."""
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, resolved in the parent: a forked child must not load libraries."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return int(libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)) == 0
+        fn: Callable[..., int] = libc.prctl
     except (OSError, AttributeError):
-        return False
+        return None
+    return fn
+
+
+def set_pdeathsig(sig: int) -> bool:
+    """Ask Linux to send `sig` to this process when its parent thread exits; False elsewhere."""
+    prctl = _prctl()
+    return prctl is not None and prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
 
 
 def preexec(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """A Popen preexec_fn: the child gets `sig` when the parent dies, and ends at once if the
-    parent already died between fork and prctl (it would otherwise never get the signal)."""
+    parent already died between fork and prctl (it would otherwise never get the signal).
+    The parent thread must live as long as the child (Linux signals on the thread's exit):
+    `grace up` starts its children from its main thread."""
     parent = os.getpid()
+    prctl = _prctl()
 
-    def child() -> None:
-        set_pdeathsig(sig)
+    def child() -> None:  # between fork and exec: no imports, no locks, no allocation to speak of
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)
     return child
@@ -97,7 +108,7 @@ def watch_parent(parent: int, on_death: Callable[[], None], loop: asyncio.Abstra
             loop.call_soon_threadsafe(on_death)
         time.sleep(grace_s)
         log.error("still running %.0fs after the parent ended: exiting now", grace_s)
-        for rite in list(_RITES):
+        for rite in _RITES.copy():  # a copy: the loop thread may remove one meanwhile
             try:
                 rite()
             except Exception:  # noqa: BLE001 - every rite runs, whatever one does
