@@ -43,6 +43,7 @@ WARMUP_TIMEOUT_S = 120.0
 BOOT_STEP_TIMEOUT_S = 300.0  # phase 3 compiles what changed in the code tree; 4 hashes the models
 # phases 3 and 4 are each published by a stage run once with --boot-phase
 BOOT_STEPS = ((3, "produce"), (4, "act"))
+STEP_RESULT_GRACE_S = 5.0  # the step has exited: how long its published result may take to arrive
 
 
 class Boot:
@@ -95,9 +96,10 @@ def _phase_result(n: int) -> Callable[[list[events.Event]], events.BootPhase | N
     return result
 
 
-def _phase_ended(n: int) -> Callable[[list[events.Event]], bool]:
+def _phase_ended(n: int, step: StageProcess | None = None) -> Callable[[list[events.Event]], bool]:
+    """Phase `n`'s outcome is in the events seen (or the stage run for it has exited)."""
     result = _phase_result(n)
-    return lambda seen: result(seen) is not None
+    return lambda seen: result(seen) is not None or (step is not None and step.exited() is not None)
 
 
 def _kernels_up(ctx: Context) -> Callable[[list[events.Event]], bool]:
@@ -136,6 +138,7 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
     watcher = LogWatcher(bus, await last_seq(bus) + 1, f"grace.events.*.*.{ctx.cfg.host}").start()
     reason = "shutdown"
     dog_task: asyncio.Task[None] | None = None
+    steps: list[StageProcess] = []
     try:
         await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}"
                          f"{', ' + playbooks if playbooks else ''}")
@@ -163,8 +166,11 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
             step = StageProcess(f"{stage_name} --boot-phase", [*stage_argv(
                 stage_name, config_path, ctx.url(), ctx.data_dir), "--boot-phase"],
                 logs / f"{stage_name}.log")
+            steps.append(step)
             step.start()
-            await wait(_phase_ended(n), BOOT_STEP_TIMEOUT_S)
+            await wait(_phase_ended(n, step), BOOT_STEP_TIMEOUT_S)
+            if step.exited() is not None:  # its result is acked in the log: let the watcher see it
+                await wait(_phase_ended(n), STEP_RESULT_GRACE_S)
             code = await asyncio.to_thread(step.stop, 5.0)
             result = _phase_result(n)(watcher.seen)
             if result is None:
@@ -203,6 +209,8 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         reason = f"stage crash loop: {exc}"
         raise
     finally:
+        for step in steps:
+            await asyncio.to_thread(step.stop, 5.0)
         if dog_task is not None and not dog_task.done():
             stop.set()
             await dog_task
@@ -263,7 +271,7 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None, obse
     try:
         playbooks = validate_playbooks(ctx)
     except ConfigError as exc:
-        click.echo(f"[{0:6.2f}s] phase 1/7 {PHASES[0]:<20} FAILED  {exc}")
+        click.echo(f"[{0:6.2f}s] phase 1/7 {PHASES[0]:<20} FAILED  {str(exc).splitlines()[0]}")
         raise
     # one run per data dir, held by every process of the run (children inherit the descriptor)
     lock = runlock.run_lock(ctx.data_dir).acquire()

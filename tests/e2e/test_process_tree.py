@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from grace import runlock
+from grace import bus as bus_mod
+from grace import events, runlock
+from grace.embedded import read_url
+from grace.logwatch import LogWatcher
 from grace.stages import CRASH_LOOP_RESTARTS
 from tests.e2e.conftest import Running, booted, shipped_copy
 
@@ -78,7 +80,7 @@ def stage_pid(running: Running, stage: str) -> int:
 
 
 def grace(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "grace.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "grace.cli", *args], capture_output=True, check=False,
                           text=True, timeout=120, cwd=cwd)
 
 
@@ -127,6 +129,24 @@ def test_a_restarted_stage_is_counted_on_the_dashboard(run: Running) -> None:
 def stage_pid_or_none(running: Running, stage: str) -> int | None:
     return next((pid for pid, cmd in descendants(running.proc.pid).items()
                  if f"grace.cli {stage} " in cmd), None)
+
+
+async def test_phases_3_and_4_are_published_by_the_stages_themselves(run: Running) -> None:
+    url = read_url(run.data_dir)
+    assert url
+    b = await bus_mod.connect(url, host="demo", source="grace/demo/e2e-test")
+    w = LogWatcher(b, 1, "grace.events.boot.>").start()
+    try:
+        def phases(seen: list[events.Event]) -> dict[int, str]:
+            return {e.data.phase: e.source for e in seen
+                    if isinstance(e.data, events.BootPhase) and e.data.status == "completed"}
+        assert await w.wait(lambda seen: set(range(1, 8)) <= set(phases(seen)), 30), phases(w.seen)
+        by = phases(w.seen)
+        assert by[3] == "grace/demo/produce" and by[4] == "grace/demo/act"
+        assert {by[n] for n in (1, 2, 5, 6, 7)} == {"grace/demo/up"}
+    finally:
+        await w.close()
+        await b.close()
 
 
 def test_sigkill_of_grace_up_leaves_no_process_of_the_run(run: Running) -> None:
@@ -184,7 +204,7 @@ def test_a_crash_looping_stage_stops_the_boot_with_its_last_error(tmp_path: Path
     each restart is a stage_restarted, and past the limit `grace up` stops with its error."""
     root = tmp_path / "system"
     cfg = shipped_copy(root)
-    out = subprocess.run([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)],
+    out = subprocess.run([sys.executable, "-m", "grace.cli", "up", "-c", str(cfg)], check=False,
                          capture_output=True, text=True, timeout=300, cwd=root,
                          env={**os.environ, "GRACE_PARTITION": "two-of-three"})
     said = out.stdout + out.stderr
