@@ -11,14 +11,27 @@ from grace.errors import ConnectFailed, ExitCode, GraceError
 
 @click.command()
 @stage_options
+@click.option("--boot-phase", is_flag=True,
+              help="Run boot phase 4 (snapshots verified) only, publish it to the log and exit "
+                   "(0 completed, 1 failed); `grace up` runs this before any kernel starts.")
 @guarded
-def act(config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
+def act(config_path: str | None, nats_url: str | None, data_dir: str | None,
+        boot_phase: bool) -> None:
     """Run the actuator: kernels, this host's commands, the coding-agent handler."""
     from actuators.stage import run_stage
+    from grace import runlock
 
     ctx = load_context(config_path, nats_url, data_dir)
+    if boot_phase:
+        from actuators.boot import publish_phase
 
-    run_until_signal(lambda stop: run_stage(ctx, stop))
+        raise SystemExit(run(publish_phase(ctx)))
+    # one actuator per host and data dir: two would supervise (and start) the same kernels
+    lock = runlock.actuator_lock(ctx.data_dir, ctx.cfg.host).acquire()
+    try:
+        run_until_signal(lambda stop: run_stage(ctx, stop))
+    finally:
+        lock.release()
 
 
 async def _publish_if_reachable(ctx: Context, payloads: list[events.Payload]) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 import psutil
 
 from actuators.instances import Instance, load_state, save_state, settle, signal_group
-from grace import events, heartbeat, kernelstate
+from grace import events, heartbeat, kernelstate, parentdeath, runlock
 from grace.config import Config, Kernel
 from grace.errors import ActionError
 from grace.holds import Hold
@@ -91,6 +91,7 @@ class Supervisor:
 
     async def start(self) -> None:
         """Adopt live kernels of a previous run, start the rest, watch them."""
+        parentdeath.add_last_rite(self.kill_groups)  # `grace up` gone and no clean stop: no orphan
         self.emit(events.WatchdogStarted(name="kernel-supervisor", tier=2,
                                          interval_s=self.poll_interval))
         async with self.lock:
@@ -118,7 +119,22 @@ class Supervisor:
             for insts in self.instances.values():
                 insts.clear()
             self._save()
+        parentdeath.remove_last_rite(self.kill_groups)
         self.emit(events.WatchdogStopped(name="kernel-supervisor", tier=2, reason=reason))
+
+    def kill_groups(self, grace_s: float = 0.5) -> None:
+        """End every kernel's process group now: SIGTERM, SIGKILL after `grace_s` (the last
+        rite of an actuator whose `grace up` died; synchronous, no event is sent)."""
+        pids = [i.pid for insts in self.instances.values() for i in insts if i.pid]
+        for pid in pids:
+            signal_group(pid, signal.SIGTERM)
+            signal_group(pid, signal.SIGCONT)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.02)
+        for pid in pids:
+            if _alive(pid):
+                signal_group(pid, signal.SIGKILL)
 
     async def scale(self, name: str, target: int) -> tuple[int, int]:
         """Run exactly `target` instances of a pool kernel (clamped to min/max)."""
@@ -216,11 +232,13 @@ class Supervisor:
         # the child keeps its own copy of the log's descriptor; ours closes once it is started
         with open(self.log_dir / f"{k.name}-{index}.log", "ab") as out:
             try:
-                # an argument list, never a shell; own session so signals reach the kernel's children
+                # an argument list, never a shell; own session so signals reach the kernel's children;
+                # the run lock of `grace up` (when it started us) stays held while a kernel lives
+                lock_fd = runlock.inherited_fd()
                 inst.popen = subprocess.Popen(
                     _argv(k.command), cwd=str(self.cfg.path(k.cwd or ".")), env=self._env(k, index),
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True)
+                    start_new_session=True, pass_fds=() if lock_fd is None else (lock_fd,))
                 inst.pid = inst.popen.pid
                 inst.create_time = psutil.Process(inst.pid).create_time()
             except (OSError, psutil.NoSuchProcess) as exc:
@@ -453,6 +471,20 @@ class Supervisor:
                 out.append(Instance(kernel=name, index=index, pid=p.pid,
                                     create_time=p.info["create_time"]))
         return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # our own exited child stays a zombie until reaped: it is gone
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _argv(command: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 import msgspec
 
-from grace import auth
+from grace import auth, parentdeath
 from grace import config as config_mod
 from grace.bus import Bus, connect_and_ensure, resolve_url
 from grace.errors import ExitCode, GraceError
@@ -130,6 +130,9 @@ def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, Any]]) 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        parent = parentdeath.expected_parent()  # started by `grace up`: stop when it is gone
+        if parent is not None:
+            parentdeath.watch_parent(parent, stop.set, loop)
         return await main(stop)
 
     return run(go())

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from grace import parentdeath, runlock
 from grace.config import Config
 from grace.errors import ConfigError, EmbeddedServerError
 
@@ -102,7 +103,8 @@ class EmbeddedServer:
     """A nats-server child process with JetStream and a file store under `data_dir/nats`."""
 
     def __init__(self, data_dir: Path | str, port: int | None = None, *, sync: str | None = None,
-                 name: str = "grace", extra_conf: str = "", tls: ServerTls | None = None) -> None:
+                 name: str = "grace", extra_conf: str = "", tls: ServerTls | None = None,
+                 die_with_parent: bool = False) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.dir = self.data_dir / "nats"
         self.port = port
@@ -110,6 +112,8 @@ class EmbeddedServer:
         self.name = name
         self.extra_conf = extra_conf
         self.tls = tls
+        # `grace up`: the server gets SIGTERM when it dies and holds the run lock it inherited
+        self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
 
@@ -158,10 +162,13 @@ class EmbeddedServer:
                 "config, or leave it empty to pick a free one.")
         conf = self._write_conf()
         self.log_path.write_text("")
+        lock_fd = runlock.inherited_fd() if self.die_with_parent else None
         self.proc = subprocess.Popen(
             [str(binary), "-c", str(conf), "-l", str(self.log_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True,
+            preexec_fn=parentdeath.preexec(signal.SIGTERM) if self.die_with_parent else None,  # noqa: PLW1509
+            pass_fds=() if lock_fd is None else (lock_fd,))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             log = self.log_path.read_text(errors="replace")

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import msgspec
 
-from grace import events, topology
+from grace import events, parentdeath, runlock, topology
 from grace.bus import Bus
+from grace.errors import GraceError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 STAGES = ("project", "act", "process", "produce")
 HEARTBEAT_TIMEOUT_S = 20.0
 MAX_BACKOFF_S = 30.0
+# A stage restarted this often within the window is crash-looping: `grace up` stops
+CRASH_LOOP_RESTARTS = 5
+CRASH_LOOP_WINDOW_S = 120.0
 
 Publish = Callable[[events.Payload], Awaitable[None]]
 
@@ -47,10 +51,16 @@ class StageProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as out:  # the child keeps its own descriptor
+        lock_fd = runlock.inherited_fd()
+        # the child keeps its own descriptor of the log; ours closes once it is started
+        with open(self.log_path, "ab") as out:
+            # SIGTERM when `grace up` dies, however it dies: the stage stops cleanly (the
+            # actuator stops its kernels); the stage's parent watch is the fallback
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env}, start_new_session=True)
+                env=parentdeath.child_env({**os.environ, **self.env}), start_new_session=True,
+                preexec_fn=parentdeath.preexec(signal.SIGTERM),  # noqa: PLW1509 - prctl runs between fork and exec
+                pass_fds=() if lock_fd is None else (lock_fd,))
         self.started_at = time.monotonic()
         self.expected_exit = False
 
@@ -80,6 +90,21 @@ class StageProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def last_error(self, limit: int = 300) -> str:
+        """The last non-empty line of the stage's log (the exception, for a crash)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        line = next((x.strip() for x in reversed(lines) if x.strip()), "")
+        return line[:limit]
+
+
+class StageCrashLoop(GraceError):
+    """A stage kept crashing: `grace up` stops rather than restart it for ever."""
+
 
 def stage_argv(stage: str, config_path: str | None, nats_url: str, data_dir: Path) -> list[str]:
     argv = [sys.executable, "-m", "grace.app", stage, "--nats", nats_url, "--data-dir", str(data_dir)]
@@ -98,6 +123,8 @@ class Watchdog:
         self.last_beat: dict[str, float] = {}
         self._due: dict[str, float] = {}  # stage -> when to restart it
         self._gap_reported: set[str] = set()
+        self._restarted_at: dict[str, list[float]] = {}  # stage -> restart times in the window
+        self.failure: StageCrashLoop | None = None  # set (and run ends) when a stage crash-loops
 
     def _on_heartbeat(self, subject: bytes, _reply: bytes, data: bytes, _headers: bytes | None) -> None:
         try:
@@ -109,9 +136,10 @@ class Watchdog:
             self._gap_reported.discard(hb.name)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Watch until `stop` is set or a stage crash-loops (then `failure` says which)."""
         await self.bus.subscribe_raw(topology.heartbeat_filter(self.bus.host), self._on_heartbeat)
         await self.publish(events.WatchdogStarted(name="stage-watchdog", tier=3, interval_s=0.5))
-        while not stop.is_set():
+        while not stop.is_set() and self.failure is None:
             await self._check()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
@@ -120,13 +148,23 @@ class Watchdog:
     async def _check(self) -> None:
         now = time.monotonic()
         for name, st in self.stages.items():
-            if st.expected_exit:
+            if st.expected_exit or st.proc is None:  # stopped on purpose, or not started yet
                 continue
             code = st.exited()
             if code is None:
                 await self._check_heartbeat(name, st, now)
                 continue
             if name not in self._due:
+                recent = [t for t in self._restarted_at.get(name, []) if now - t <= CRASH_LOOP_WINDOW_S]
+                self._restarted_at[name] = recent
+                if len(recent) >= CRASH_LOOP_RESTARTS:
+                    self.failure = StageCrashLoop(
+                        f"stage {name} crashed {len(recent) + 1} times within "
+                        f"{CRASH_LOOP_WINDOW_S:.0f}s (exit code {code}); its last error: "
+                        f"{st.last_error() or '(empty log)'}. See {st.log_path}, fix the cause, "
+                        "and run `grace up` again")
+                    log.error("%s", self.failure)
+                    return
                 backoff = min(2.0 ** st.restarts * 0.5, MAX_BACKOFF_S)
                 if now - st.started_at > 60:
                     backoff = 0.5  # it ran a good while: restart quickly
@@ -136,9 +174,13 @@ class Watchdog:
             elif now >= self._due[name]:
                 del self._due[name]
                 st.restarts += 1
+                last_error = st.last_error()
                 st.start()
                 self.last_beat.pop(name, None)
-                await self.publish(events.StageRestarted(stage=name, exit_code=code, attempt=st.restarts))
+                self._restarted_at.setdefault(name, []).append(now)
+                await self.publish(events.StageRestarted(
+                    stage=name, exit_code=code, attempt=st.restarts, last_error=last_error,
+                    recent=len(self._restarted_at[name])))
 
     async def _check_heartbeat(self, name: str, st: StageProcess, now: float) -> None:
         seen = self.last_beat.get(name, st.started_at)

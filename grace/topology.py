@@ -114,12 +114,14 @@ PIPELINE_ROLES: tuple[str, ...] = ("producer", "processor", "actuator", "operato
 ROLE_EXTRA_SUBJECTS: dict[str, tuple[str, ...]] = {
     # snapshot_due: the schedule of snapshots.every (the actuator takes the copies); stage: the
     # monitor's own watchdog_started/stopped (tier 1)
+    # boot_phase: boot phase 3 (`grace produce --boot-phase`)
     "producer": (event_filter("snapshot", "snapshot_due"), event_filter("stage"),
-                 f"$KV.{STATE_BUCKET}.>"),
+                 event_filter("boot", "boot_phase"), f"$KV.{STATE_BUCKET}.>"),
     # hold_released: the processor records a hold's expiry
     "processor": (event_filter("operator", "hold_released"),),
     # stage: the kernel supervisor's watchdog_started/stopped (tier 2)
-    "actuator": (event_filter("stage"), f"$KV.{INTENTS_BUCKET}.>"),
+    # boot_phase: boot phase 4 (`grace act --boot-phase`)
+    "actuator": (event_filter("stage"), event_filter("boot", "boot_phase"), f"$KV.{INTENTS_BUCKET}.>"),
     "operator": (),
     "projector": (),  # reads only
 }

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
 from datetime import UTC
 from pathlib import Path
 
 import click
 
-from grace.cliutil import fail, guarded, load_context, run, stage_options
+from grace.cliutil import fail, guarded, load_context, run, run_until_signal, stage_options
 from grace.durations import parse_duration
 from grace.errors import ExitCode, InvalidValue, ValidationErrors
 from grace.events import Event
@@ -35,14 +33,8 @@ def process(config_path: str | None, nats_url: str | None, data_dir: str | None,
     stage.load_playbooks(ctx)  # refuse to start on invalid playbooks, before connecting
     partition_mod.parse(partition)  # a bad I/N fails here, with its message
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stage.run_stage(ctx, stop, partition=partition or "", observe=observe)
-
-    run(go())
+    # SIGINT/SIGTERM stop it cleanly; started by `grace up`, so does the end of `grace up`
+    run_until_signal(lambda stop: stage.run_stage(ctx, stop, partition=partition or "", observe=observe))
 
 
 @click.group("playbooks")

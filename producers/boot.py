@@ -1,6 +1,12 @@
-"""Boot phase 3 of `grace up`: the pre-boot code diff, before any kernel starts."""
+"""Boot phase 3 of `grace up`: the pre-boot code diff, before any kernel starts.
+
+`grace produce --boot-phase` runs it and publishes its boot_phase events; `grace up`
+waits for them in the log.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from grace import events
 from grace.bus import Bus
@@ -9,6 +15,34 @@ from grace.errors import BootBlocked
 from producers.base import make_env
 from producers.pre_boot_code_diff import PreBootCodeDiff
 from producers.state import StateStore
+
+log = logging.getLogger(__name__)
+PHASE = 3
+
+
+async def publish_phase(ctx: Context) -> int:
+    """Run phase 3 and publish it (started, then completed or failed); the exit code:
+    0 completed, 1 failed (`blocks` says whether boot must stop)."""
+    bus = await ctx.bus("produce")
+    name = events.BOOT_PHASES[PHASE - 1]
+
+    async def phase(status: str, detail: str = "", blocks: bool = False) -> None:
+        await bus.publish(bus.event(events.BootPhase(phase=PHASE, name=name, status=status,  # type: ignore[arg-type]
+                                                     detail=detail, blocks=blocks)))
+    try:
+        await phase("started")
+        try:
+            await phase("completed", await pre_boot_code_diff(ctx, bus))
+        except BootBlocked as exc:
+            await phase("failed", str(exc), blocks=True)
+            return 1
+        except Exception as exc:
+            log.exception("boot phase %d failed", PHASE)
+            await phase("failed", repr(exc))
+            return 1
+        return 0
+    finally:
+        await bus.close()
 
 
 async def pre_boot_code_diff(ctx: Context, bus: Bus) -> str:

@@ -68,13 +68,20 @@ def _print_table(report: object) -> None:
 
 @click.command()
 @stage_options
+@click.option("--boot-phase", is_flag=True,
+              help="Run boot phase 3 (the pre-boot code diff) only, publish it to the log and exit "
+                   "(0 completed, 1 failed); `grace up` runs this before any kernel starts.")
 @guarded
-def produce(config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
+def produce(config_path: str | None, nats_url: str | None, data_dir: str | None,
+            boot_phase: bool) -> None:
     """Run the trigger monitor (the producers stage) until SIGINT/SIGTERM."""
     from producers.stage import run_stage
 
     ctx = load_context(config_path, nats_url, data_dir)
+    if boot_phase:
+        from producers.boot import publish_phase
 
+        raise SystemExit(run(publish_phase(ctx)))
     run_until_signal(lambda stop: run_stage(ctx, stop))
 
 

@@ -155,6 +155,19 @@ SELECT count(DISTINCT tier) FROM latest l LEFT JOIN stops s USING (host)
 WHERE l.type = 'watchdog_started' AND (s.seq IS NULL OR s.seq < l.seq)
 """
 
+# Grace's own stages in the current run (from its latest phase 1): restarts by the stage watchdog.
+STAGE_RESTARTS = """
+WITH run AS (SELECT coalesce(max(seq), 0) AS seq FROM boot_phases WHERE type = 'boot_phase' AND phase = 1)
+SELECT e.data->>'stage' AS stage, count(*) AS restarts,
+       count(*) FILTER (WHERE e.time >= $loop_since) AS recent,
+       arg_max(e.data->>'last_error', e.seq) AS last_error
+FROM events e, run WHERE e.type = 'stage_restarted' AND e.seq >= run.seq
+GROUP BY stage ORDER BY stage
+"""
+# A stage restarted this often within the window is crash-looping: the system is degraded.
+CRASH_LOOP_RESTARTS = 2
+CRASH_LOOP_WINDOW_S = 120.0
+
 RECENT_FAILURES = """
 SELECT (SELECT count(*) FROM results WHERE outcome = 'failed' AND time >= $since)
      + (SELECT count(*) FROM decisions WHERE type = 'verify_failed' AND time >= $since),
@@ -305,6 +318,8 @@ def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float,
     tiers = con.execute(WATCHDOGS).fetchone()[0]  # type: ignore[index]
     recent_failures, critical_open = con.execute(RECENT_FAILURES, {"since": since}).fetchone()  # type: ignore[misc]
     last_seq, as_of = con.execute(HAS_EVENTS).fetchone()  # type: ignore[misc]
+    stages = stage_restarts(con, now, stopped=b.stopped)
+    looping = any(s["crash_looping"] for s in stages.values())
 
     # Stale: the log (as this file knows it) has been still for STALE_INTERVALS monitor
     # intervals, so whatever wrote it, or the projection reading it, is gone. A clean stop
@@ -317,7 +332,7 @@ def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float,
         health = "unknown"
     elif b.halted or k_critical:
         health = "critical"
-    elif b.failed or k_failed or k_degraded or recent_failures or critical_open:
+    elif b.failed or k_failed or k_degraded or recent_failures or critical_open or looping:
         health = "degraded"
     else:
         health = "healthy"
@@ -364,7 +379,19 @@ def dashboard(con: duckdb.DuckDBPyConnection, *, now: datetime, window_s: float,
         "fix_tasks": fix_tasks(con),
         "holds": holds(con, now),
         "approvals": approvals(con, now),
+        "stages": stages,
     }
+
+
+def stage_restarts(con: duckdb.DuckDBPyConnection, now: datetime, *, stopped: bool = False
+                   ) -> dict[str, dict[str, Any]]:
+    """Per stage restarted in the current run: `{stage_restarted, crash_looping, last_error}`;
+    a stage restarted CRASH_LOOP_RESTARTS times within CRASH_LOOP_WINDOW_S is crash-looping."""
+    since = now - timedelta(seconds=CRASH_LOOP_WINDOW_S)
+    rows = con.execute(STAGE_RESTARTS, {"loop_since": since}).fetchall()
+    return {stage: {"stage_restarted": int(n), "crash_looping": int(recent) >= CRASH_LOOP_RESTARTS
+                    and not stopped, "last_error": last_error or ""}
+            for stage, n, recent, last_error in rows}
 
 
 def state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -20,30 +20,30 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import click
 
-from grace import events, tokens, topology
+from grace import events, runlock, tokens, topology
 from grace.bus import Bus
 from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
 from grace.embedded import EmbeddedServer, server_tls
-from grace.errors import BootBlocked
+from grace.errors import BootBlocked, ConfigError
 from grace.logwatch import LogWatcher, last_seq
-from grace.stages import STAGES, StageProcess, Watchdog, stage_argv
+from grace.stages import STAGES, StageCrashLoop, StageProcess, Watchdog, stage_argv
 
 log = logging.getLogger(__name__)
-PHASES = ("config validated", "bus ready", "pre-boot code diff", "snapshots verified",
-          "kernels started", "warm-up", "monitoring active")
+PHASES = events.BOOT_PHASES
 KERNEL_START_TIMEOUT_S = 60.0
 STAGE_UP_TIMEOUT_S = 30.0
 WARMUP_TIMEOUT_S = 120.0
-
-# Phase 3 and 4 work lives in the stages; `grace up` is the composition root.
-BootStep = Callable[[Context, Bus], Awaitable[str]]
+BOOT_STEP_TIMEOUT_S = 300.0  # phase 3 compiles what changed in the code tree; 4 hashes the models
+# phases 3 and 4 are each published by a stage run once with --boot-phase
+BOOT_STEPS = ((3, "produce"), (4, "act"))
+STEP_RESULT_GRACE_S = 5.0  # the step has exited: how long its published result may take to arrive
 
 
 class Boot:
@@ -59,22 +59,47 @@ class Boot:
     async def phase(self, n: int, status: str, detail: str = "") -> None:
         await self.publish(events.BootPhase(phase=n, name=PHASES[n - 1], status=status,  # type: ignore[arg-type]
                                             detail=detail))
+        self.echo(n, status, detail)
+
+    def echo(self, n: int, status: str, detail: str = "") -> None:
+        """The terminal line of a phase (a stage publishes phases 3 and 4 itself)."""
         if status != "started":
             mark = "ok" if status == "completed" else "FAILED"
             click.echo(f"[{time.monotonic() - self.t0:6.2f}s] phase {n}/7 {PHASES[n - 1]:<20} {mark}"
                        f"{'  ' + detail if detail else ''}")
 
 
-async def code_diff_step(ctx: Context, bus: Bus) -> str:
-    from producers.boot import pre_boot_code_diff
+def validate_playbooks(ctx: Context) -> str:
+    """Phase 1's playbook check, exactly `grace playbooks validate`'s; raises ConfigError (exit 2)
+    listing every file:line problem, before anything is started."""
+    from processors import stage, validate
 
-    return await pre_boot_code_diff(ctx, bus)
+    targets: list[str | Path] = list(stage.playbook_paths(ctx))
+    missing = [str(p) for p in targets if not Path(p).exists()]
+    if missing:
+        raise ConfigError(f"playbooks: no such file or folder: {', '.join(missing)}. Fix the "
+                          "config's `playbooks` list")
+    files = validate.playbook_files(targets)
+    playbooks, errors = validate.check_paths(targets)
+    if errors:
+        raise ConfigError("\n".join(str(e) for e in errors) + f"\n{len(errors)} error(s) in "
+                          f"{len(files)} playbook file(s): fix them (`grace playbooks validate` "
+                          "checks the same) and run `grace up` again")
+    return f"{len(playbooks)} playbooks in {len(files)} file(s)"
 
 
-async def snapshot_step(ctx: Context, bus: Bus) -> str:
-    from actuators.boot import verify_snapshots
+def _phase_result(n: int) -> Callable[[list[events.Event]], events.BootPhase | None]:
+    """Phase `n`'s outcome (completed or failed) in the events seen, if it came."""
+    def result(seen: list[events.Event]) -> events.BootPhase | None:
+        return next((e.data for e in seen if isinstance(e.data, events.BootPhase)
+                     and e.data.phase == n and e.data.status != "started"), None)
+    return result
 
-    return await verify_snapshots(ctx, bus)
+
+def _phase_ended(n: int, step: StageProcess | None = None) -> Callable[[list[events.Event]], bool]:
+    """Phase `n`'s outcome is in the events seen (or the stage run for it has exited)."""
+    result = _phase_result(n)
+    return lambda seen: result(seen) is not None or (step is not None and step.exited() is not None)
 
 
 def _kernels_up(ctx: Context) -> Callable[[list[events.Event]], bool]:
@@ -106,39 +131,62 @@ def _first_cycle(seen: list[events.Event]) -> bool:
     return set(started.triggers) <= checked
 
 
-async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Event) -> None:
+async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Event,
+                       playbooks: str = "") -> None:
     bus = await ctx.bus("up")
     boot = Boot(bus)
     stages: list[StageProcess] = []
     watcher = LogWatcher(bus, await last_seq(bus) + 1, f"grace.events.*.*.{ctx.cfg.host}").start()
     reason = "shutdown"
+    dog_task: asyncio.Task[None] | None = None
+    steps: list[StageProcess] = []
     try:
-        await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}")
+        await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}"
+                         f"{', ' + playbooks if playbooks else ''}")
         await boot.phase(2, "completed", f"NATS {ctx.url()}, streams ensured")
         logs = ctx.data_dir / "logs"
         stages.extend(StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
                                    logs / f"{name}.log") for name in STAGES)
         by_name = {s.name: s for s in stages}
+        # the watchdog runs from the start, so a stage crash-looping during boot stops it loudly
+        dog = Watchdog(bus, stages, boot.publish)
+        dog_task = asyncio.create_task(dog.run(stop))
+
+        async def wait(done: Callable[[list[events.Event]], bool], timeout: float) -> bool:
+            ok = await watcher.wait(lambda seen: dog.failure is not None or done(seen), timeout)
+            if dog.failure is not None:
+                raise dog.failure
+            return ok
+        # every stage's first heartbeat: phase 7 says monitoring is active only when all are up
+        beats = {name: await _first_heartbeat(bus, ctx.cfg.host, name) for name in STAGES}
         # the projection first: a boot that stops at phase 3 or 4 still reaches the dashboard file
-        projecting = await _first_heartbeat(bus, ctx.cfg.host, "project")
+        projecting = beats["project"]
         by_name["project"].start()
-        for n, step in ((3, code_diff_step), (4, snapshot_step)):
-            await boot.phase(n, "started")
-            try:
-                await boot.phase(n, "completed", await step(ctx, bus))
-            except BootBlocked as exc:  # the phase forbids going on: no kernel has started
-                await boot.phase(n, "failed", str(exc))
+        for n, stage_name in BOOT_STEPS:
+            step = StageProcess(f"{stage_name} --boot-phase", [*stage_argv(
+                stage_name, config_path, ctx.url(), ctx.data_dir), "--boot-phase"],
+                logs / f"{stage_name}.log")
+            steps.append(step)
+            step.start()
+            await wait(_phase_ended(n, step), BOOT_STEP_TIMEOUT_S)
+            if step.exited() is not None:  # its result is acked in the log: let the watcher see it
+                await wait(_phase_ended(n), STEP_RESULT_GRACE_S)
+            code = await asyncio.to_thread(step.stop, 5.0)
+            result = _phase_result(n)(watcher.seen)
+            if result is None:
+                await boot.phase(n, "failed", f"`grace {stage_name} --boot-phase` published no result "
+                                 f"within {BOOT_STEP_TIMEOUT_S:.0f}s (exit {code}); see {step.log_path}")
+                continue
+            boot.echo(n, result.status, result.detail)
+            if result.status == "failed" and result.blocks:  # the phase forbids going on
                 reason = f"boot stopped at phase {n} ({PHASES[n - 1]})"
                 # a projection stopped before it is up would leave no dashboard file: let it come up
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(projecting.wait(), STAGE_UP_TIMEOUT_S)
-                raise
-            except Exception as exc:  # a failed phase is reported, boot goes on
-                log.exception("boot phase %d failed", n)
-                await boot.phase(n, "failed", repr(exc))
+                raise BootBlocked(result.detail)
         await boot.phase(5, "started")
         by_name["act"].start()
-        ok = await watcher.wait(_kernels_up(ctx), KERNEL_START_TIMEOUT_S)
+        ok = await wait(_kernels_up(ctx), KERNEL_START_TIMEOUT_S)
         await boot.phase(5, "completed" if ok else "failed",
                          _held_at_boot(watcher.seen) if ok else
                          f"not every kernel started within {KERNEL_START_TIMEOUT_S:.0f}s; "
@@ -146,13 +194,26 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         await boot.phase(6, "started")
         by_name["process"].start()
         by_name["produce"].start()
-        ok = await watcher.wait(_first_cycle, WARMUP_TIMEOUT_S)
+        ok = await wait(_first_cycle, WARMUP_TIMEOUT_S)
         await boot.phase(6, "completed" if ok else "failed",
                          "" if ok else f"the first trigger cycle did not finish; see {logs / 'produce.log'}")
         await watcher.close()
-        await boot.phase(7, "completed", f"stage logs in {logs}")
-        await Watchdog(bus, stages, boot.publish).run(stop)
+        silent = await _stages_up(beats, dog, STAGE_UP_TIMEOUT_S)
+        await boot.phase(7, "failed" if silent else "completed",
+                         f"stage(s) {', '.join(silent)} sent no heartbeat within "
+                         f"{STAGE_UP_TIMEOUT_S:.0f}s; see {logs}" if silent else f"stage logs in {logs}")
+        await dog_task
+        if dog.failure is not None:
+            raise dog.failure
+    except StageCrashLoop as exc:
+        reason = f"stage crash loop: {exc}"
+        raise
     finally:
+        for step in steps:
+            await asyncio.to_thread(step.stop, 5.0)
+        if dog_task is not None and not dog_task.done():
+            stop.set()
+            await dog_task
         await watcher.close()
         stopped_logged = False
         for st in reversed([s for s in stages if s.pid is not None]):  # those started
@@ -163,6 +224,18 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         if not stopped_logged:
             await _log_stop(boot, reason)
         await bus.close()
+
+
+async def _stages_up(beats: dict[str, asyncio.Event], dog: Watchdog, timeout: float) -> list[str]:
+    """The stages still silent after `timeout`; raises the watchdog's failure (a crash loop)."""
+    deadline = time.monotonic() + timeout
+    # polls the watchdog's failure and the heartbeat events, both set by other tasks
+    while (dog.failure is None and time.monotonic() < deadline  # noqa: ASYNC110
+           and not all(e.is_set() for e in beats.values())):
+        await asyncio.sleep(0.1)
+    if dog.failure is not None:
+        raise dog.failure
+    return [name for name, e in beats.items() if not e.is_set()]
 
 
 async def _first_heartbeat(bus: Bus, host: str, stage: str) -> asyncio.Event:
@@ -197,6 +270,14 @@ async def _log_stop(boot: Boot, reason: str = "shutdown") -> bool:
 def up(config_path: str | None, nats_url: str | None, data_dir: str | None, observe: bool) -> None:
     """Start the whole pipeline: embedded NATS (when no URL) and the four stages."""
     ctx = load_context(config_path, nats_url, data_dir)
+    try:
+        playbooks = validate_playbooks(ctx)
+    except ConfigError as exc:
+        click.echo(f"[{0:6.2f}s] phase 1/7 {PHASES[0]:<20} FAILED  {str(exc).splitlines()[0]}")
+        raise
+    # one run per data dir, held by every process of the run (children inherit the descriptor)
+    lock = runlock.run_lock(ctx.data_dir).acquire()
+    os.environ[runlock.FD_ENV] = str(lock.inheritable())
     if observe or ctx.cfg.processor.mode == "observe":
         os.environ["GRACE_OBSERVE"] = "1"  # the processor stage (and its restarts) read it
         click.echo("observe mode: playbooks record what they would do (decision_observed); "
@@ -213,16 +294,18 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None, obse
 
             extra = auth.server_conf(ctx.data_dir)
         server = EmbeddedServer(ctx.data_dir, ctx.cfg.nats.port, sync=ctx.cfg.nats.sync, extra_conf=extra,
-                                tls=server_tls(ctx.cfg))
-        ctx.nats_url = server.start()
-        click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
+                                tls=server_tls(ctx.cfg), die_with_parent=True)
 
     try:
-        run_until_signal(lambda stop: boot_and_run(ctx, config_path, stop))
+        if server is not None:
+            ctx.nats_url = server.start()
+            click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
+        run_until_signal(lambda stop: boot_and_run(ctx, config_path, stop, playbooks))
     finally:
         if server is not None:
             server.stop()
             click.echo("embedded NATS stopped")
+        lock.release()
 
 
 def register(group: click.Group) -> None:

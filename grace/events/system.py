@@ -138,6 +138,11 @@ class SnapshotRestored(Payload, frozen=True, kw_only=True):
 # ---------------------------------------------------------------- boot and stages
 
 
+# `grace up`'s phases: 3 is published by the producers, 4 by the actuator, the rest by `up`
+BOOT_PHASES = ("config validated", "bus ready", "pre-boot code diff", "snapshots verified",
+               "kernels started", "warm-up", "monitoring active")
+
+
 class BootPhase(Payload, frozen=True, kw_only=True):
     TYPE: ClassVar[str] = "boot_phase"
     CATEGORY: ClassVar[str] = "boot"
@@ -145,6 +150,7 @@ class BootPhase(Payload, frozen=True, kw_only=True):
     name: str
     status: Literal["started", "completed", "failed"]
     detail: str = ""
+    blocks: bool = False  # a failed phase that forbids going on: `grace up` stops, no kernel starts
 
 
 class SystemStopped(Payload, frozen=True, kw_only=True):
@@ -180,8 +186,12 @@ class WatchdogStopped(Payload, frozen=True, kw_only=True):
 
 
 class StageRestarted(Payload, frozen=True, kw_only=True):
+    """The stage watchdog restarted a stage that exited; `attempt` counts restarts in this run."""
+
     TYPE: ClassVar[str] = "stage_restarted"
     CATEGORY: ClassVar[str] = "stage"
     stage: str
     exit_code: int | None
     attempt: int
+    last_error: str = ""  # the last line the stage wrote to its log before it exited
+    recent: int = 0  # restarts of this stage within the crash-loop window, this one included

@@ -144,7 +144,9 @@ def test_a_crashed_grace_leaves_a_file_that_says_stale_once_the_limit_passed(
 
         # Grace again on the same data: the new run's file is fresh and says so
         proc = start(cfg, log)
-        fresh = wait_for(lambda b: b["as_of"] and parse(b["as_of"]) > killed_at, cfg)
+        # (the file may show the new run while it still boots: wait for its phase 7)
+        fresh = wait_for(lambda b: b["as_of"] and parse(b["as_of"]) > killed_at
+                         and b["boot_phase"] == "complete", cfg)
         assert fresh["stale"] is False and fresh["system_state"] in ("running", "degraded")
         assert fresh["boot_phase"] == "complete"
         # and it stays fresh while Grace runs: past the limit, the monitor's checks every 30 s

@@ -15,17 +15,19 @@ JS_READ = {"$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.STREAM.NAMES", "$JS
 COMMON = {"grace.heartbeat.>", "grace.rejected.>", "$JS.ACK.>", *JS_READ}
 PIPELINE_SUBSCRIBE = {"_INBOX.>", "grace.heartbeat.>"}
 
-# What each role could publish and subscribe to when roles were written by hand; deriving them
-# from topology's publishers table must not widen or narrow any of them.
+# What each role may publish and subscribe to, written out by hand; deriving them from
+# topology's publishers table must not widen or narrow any of them.
 EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "producer": ({"grace.events.trigger.*.*", "grace.events.check.*.*", "grace.events.stage.*.*",
-                  "grace.events.snapshot.snapshot_due.*", "$KV.grace_state.>", *COMMON},
+                  "grace.events.snapshot.snapshot_due.*", "$KV.grace_state.>", *COMMON,
+                  "grace.events.boot.boot_phase.*"},  # boot phase 3
                  PIPELINE_SUBSCRIBE),
     "processor": ({"grace.events.decision.*.*", "grace.events.operator.hold_released.*",
                    "grace.commands.>", *COMMON}, PIPELINE_SUBSCRIBE),
     "actuator": ({"grace.events.result.*.*", "grace.events.kernel.*.*", "grace.events.snapshot.*.*",
                   "grace.events.task.*.*", "grace.events.stage.*.*", "grace.tasks.>",
-                  "$KV.grace_intents.>", *COMMON}, PIPELINE_SUBSCRIBE),
+                  "$KV.grace_intents.>", *COMMON,
+                  "grace.events.boot.boot_phase.*"}, PIPELINE_SUBSCRIBE),  # boot phase 4
     "operator": ({"grace.events.operator.*.*", *COMMON}, PIPELINE_SUBSCRIBE),
     "projector": (set(COMMON), PIPELINE_SUBSCRIBE),
     "viewer": ({"$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.CONSUMER.CREATE.>",

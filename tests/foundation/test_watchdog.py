@@ -68,3 +68,31 @@ async def test_a_silent_stage_is_a_heartbeat_gap_and_is_restarted(nats_url: str,
         hung.stop(timeout=2)
         await w.close()
         await b.close()
+
+
+async def test_a_crash_looping_stage_stops_the_watchdog_with_its_last_error(
+        nats_url: str, tmp_path: Path) -> None:
+    """Each restart is a stage_restarted with the log's last line; past the limit the watchdog
+    gives up (no restart for ever) and says which stage and why."""
+    from grace.stages import CRASH_LOOP_RESTARTS
+
+    host = "wd" + uuid.uuid4().hex[:8]
+    b = await bus_mod.connect_and_ensure(nats_url, host=host, source=f"grace/{host}/up")
+    crasher = stage("process", "import sys; print('boom: playbooks/bad.yaml:3'); sys.exit(3)", tmp_path)
+    w = LogWatcher(b, await last_seq(b) + 1, f"grace.events.stage.*.{host}").start()
+    dog, stop, task = await run_watchdog(b, [crasher], timeout_s=30)
+    try:
+        await asyncio.wait_for(task, 60)  # ends by itself: `stop` is never set
+        await wait_for(lambda: len([e for e in w.seen if isinstance(e.data, events.StageRestarted)])
+                       == CRASH_LOOP_RESTARTS, 10)
+        restarts = [e.data for e in w.seen if isinstance(e.data, events.StageRestarted)]
+        assert [r.attempt for r in restarts] == list(range(1, CRASH_LOOP_RESTARTS + 1))
+        assert all(r.last_error == "boom: playbooks/bad.yaml:3" and r.exit_code == 3 for r in restarts)
+        assert dog.failure is not None and "stage process crashed" in str(dog.failure)
+        assert "boom: playbooks/bad.yaml:3" in str(dog.failure)
+        assert crasher.exited() == 3  # not restarted again
+    finally:
+        stop.set()
+        crasher.stop()
+        await w.close()
+        await b.close()

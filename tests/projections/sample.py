@@ -103,6 +103,7 @@ EXPECTED = {
     "fix_tasks": {"open": 0, "passed": 0, "failed": 0, "unverified": 0, "error": 0},
     "holds": {"active": 0, "items": []},  # the story has none: tests/projections/test_operator.py
     "approvals": {"pending": 0, "items": []},
+    "stages": {},
 }
 
 

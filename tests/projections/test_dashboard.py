@@ -34,7 +34,7 @@ def test_dashboard_has_exactly_the_seed_keys(tmp_path: Path) -> None:
     assert list(body) == ["timestamp", "system_state", "boot_phase", "kernels", "security",
                           "triggers", "snapshots", "watchdogs", "health",
                           "as_of", "stale", "stale_after_s", "boot", "fix_tasks",
-                          "holds", "approvals"]
+                          "holds", "approvals", "stages"]
     assert list(body["triggers"]) == ["total_checks", "issues_detected", "issues_published",
                                       "actions_executed", "last_run", "running", "check_interval",
                                       "issue_counts", "triggers_monitored"]
@@ -78,3 +78,27 @@ def test_published_file_gives_the_same_dashboard_read_only(tmp_path: Path) -> No
     assert not (tmp_path / "dashboard.duckdb.tmp").exists()
     assert read_dashboard(dest, window_s=600, now=sample.NOW) == live
     store.close()
+
+
+def test_a_crash_looping_stage_is_counted_and_degrades_the_system(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from grace import events
+
+    pairs = sample.encoded()[:3]  # boot complete, monitor started: healthy and running
+    for n in (1, 2):
+        restarted = events.make_event(
+            events.StageRestarted(stage="process", exit_code=1, attempt=n, recent=n,
+                                  last_error="ValidationErrors: playbooks/x.yaml:3: unknown action"),
+            host="web-1", source="t", time=sample.T0 + timedelta(seconds=30 + n))
+        pairs.append(("grace.events.stage.stage_restarted.web-1", events.encode(restarted)))
+    store = build(tmp_path / "p.duckdb", pairs, split=2)
+    body = queries.dashboard(store.con, now=sample.NOW, window_s=60)
+    assert body["stages"] == {"process": {
+        "stage_restarted": 2, "crash_looping": True,
+        "last_error": "ValidationErrors: playbooks/x.yaml:3: unknown action"}}
+    assert body["system_state"] == "degraded" and body["health"] == "degraded"
+    # two minutes without a restart: still counted for the run, no longer crash-looping
+    later = queries.dashboard(store.con, now=sample.NOW + timedelta(minutes=3), window_s=60)
+    assert later["stages"]["process"]["stage_restarted"] == 2
+    assert later["stages"]["process"]["crash_looping"] is False
