@@ -36,7 +36,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("grace/transport/fastclient.py", "ValueError"):
         "caught on the next line and raised as nats-py's ProtocolError, which its reader expects",
     ("actuators/cli.py", "SystemExit"):
-        "`grace snapshot take` ends with the named exit code FINDINGS: an exit, not an error",
+        "`grace snapshot take` ends with the named exit code FINDINGS, and `grace act --boot-phase`"
+        " with its phase's code: exits, not errors",
+    ("producers/cli.py", "SystemExit"):
+        "`grace produce --boot-phase` ends with its phase's exit code: an exit, not an error",
     ("grace/heartbeat.py", "ConnectionError"):
         "the kernel heartbeat thread's retry loop catches it (an OSError); it never leaves the module",
 }

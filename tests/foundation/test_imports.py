@@ -171,7 +171,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_the_walk_sees_lazy_and_relative_imports() -> None:
-    # grace.app.up imports producers.boot inside a function: the walk must see it
+    # grace.app.up imports the playbook validator inside a function: the walk must see it
     targets = {i.target for i in imports_of("grace.app.up")}
-    assert "producers.boot" in targets and "actuators.boot" in targets
+    assert "processors.validate" in targets and "processors.stage" in targets
     assert len(core_modules()) > 20 and all(not is_within(m, APP) for m in core_modules())
