@@ -135,9 +135,11 @@ class HashCache:
                 budget -= n
                 self.read += n
         except StopIteration as stop:
-            result: tuple[str, str | None] = stop.value
+            result: tuple[str, str | None, int] = stop.value
+            sha, reason, tail = result
+            self.read += tail
             self._jobs.pop(path, None)
-            return self._finish(path, job, result)
+            return self._finish(path, job, (sha, reason))
         except OSError as exc:
             self._drop(path)
             return Verdict(None, None, f"cannot read {path}: {exc.strerror or exc}")

@@ -9,6 +9,7 @@ messages match grace.integrity's, which checks small files in one go.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickletools
 import zipfile
 from collections.abc import Generator
@@ -20,7 +21,8 @@ PIECE = 1024 * 1024  # bytes read between two yields
 SAMPLES = 16  # blocks read by `sample`
 SAMPLE_BLOCK = 64 * 1024
 
-Steps = Generator[int, None, tuple[str, str | None]]
+# yields bytes read; returns (sha256, structure reason, bytes read but not yielded)
+Steps = Generator[int, None, tuple[str, str | None, int]]
 
 
 def sample(path: Path, size: int) -> str:
@@ -35,14 +37,24 @@ def sample(path: Path, size: int) -> str:
 
 
 def steps(path: Path, structure: bool) -> Steps:
-    """Hash `path`, then (if `structure`) walk it; yields bytes read, returns (sha256, reason)."""
+    """Hash `path`, then (if `structure`) walk it; yields bytes read, returns (sha256, reason,
+    bytes not yielded). The piece that reaches the end is not yielded, so a file of exactly
+    N budgets is done in N runs rather than N + 1."""
     h = hashlib.sha256()
+    last = 0
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         while chunk := f.read(PIECE):
+            h.update(chunk)
+            if f.tell() >= size:
+                last = len(chunk)
+                break
+            yield len(chunk)
+        while chunk := f.read(PIECE):  # grown since the fstat: the stamp check restarts it anyway
             h.update(chunk)
             yield len(chunk)
     reason = (yield from _structure(path)) if structure else None
-    return h.hexdigest(), reason
+    return h.hexdigest(), reason, last
 
 
 def _structure(path: Path) -> Generator[int, None, str | None]:

@@ -16,7 +16,9 @@ from grace import events, integrity
 from grace.bus import Bus
 from grace.config import Thresholds
 from producers import fullverify
+from producers.base import make_env
 from producers.files import VERIFY_CHUNK
+from producers.model_integrity import ModelIntegrity
 from producers.monitor import TriggerMonitor
 from producers.state import StateStore
 from tests.producers.logread import log_events, of_type
@@ -163,5 +165,16 @@ async def test_a_model_changed_during_a_chunked_verify_restarts_it_with_no_false
         assert [r.findings for r in runs] == [0, 0, 0, 1]
         [found] = await _corruptions(bus, host)
         assert found.reason == "sha256 differs from the accepted baseline"
+    finally:
+        system.stop()
+
+
+async def test_a_model_of_exactly_two_chunks_is_verified_in_two_runs(tmp_path: Path) -> None:
+    system = build(tmp_path, 1, model_bytes=2 * VERIFY_CHUNK, log_bytes=1024, instances=1)
+    try:
+        trig = ModelIntegrity(make_env(system.cfg, StateStore(tmp_path / "state")))
+        stats = [(await trig.check()).stats for _ in range(3)]
+        assert [s["rehashed"] for s in stats] == [0.0, 1.0, 0.0]
+        assert [s["verify_mib"] for s in stats] == [128.0, 128.0, 0.0]
     finally:
         system.stop()
