@@ -68,7 +68,7 @@ def _outside_samples(offset: int) -> int:
 async def _monitor(bus: Bus, tmp_path: Path) -> tuple[ScaleSystem, TriggerMonitor, str]:
     host = "chunk-" + uuid.uuid4().hex[:8]
     system = build(tmp_path, 10, model_bytes=SIZE, log_bytes=1024**2, instances=1, host=host)
-    mon = TriggerMonitor(system.cfg, Bus(bus.nc, host, f"grace/{host}/producers"),
+    mon = TriggerMonitor(system.cfg, Bus(bus.transport, host, f"grace/{host}/producers"),
                          StateStore(system.cfg.data_path / "state"))
     return system, mon, host
 

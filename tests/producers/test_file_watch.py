@@ -21,7 +21,7 @@ async def test_model_overwritten_with_garbage_appears_as_model_corruption_in_the
     # a long interval: only the change notification can report it in time
     cfg = write_system(tmp_path, {"host": "watch-" + uuid.uuid4().hex[:8],
                                   "monitor": {"interval": "1h", "timeout": "5s"}})
-    b = Bus(bus.nc, cfg.host, f"grace/{cfg.host}/producers")
+    b = Bus(bus.transport, cfg.host, f"grace/{cfg.host}/producers")
     only = {n: TRIGGERS[n] for n in ("model_integrity", "config_drift", "pre_boot_code_diff")}
     mon = TriggerMonitor(cfg, b, StateStore(cfg.data_path / "state"), triggers=only)
     stop = asyncio.Event()

@@ -47,7 +47,7 @@ def _cfg(tmp_path: Path, **monitor: object) -> config.Config:
 
 async def _start(cfg: config.Config, bus: Bus, triggers: dict[str, type] | None = None
                  ) -> tuple[TriggerMonitor, asyncio.Event, asyncio.Task[None]]:
-    b = Bus(bus.nc, cfg.host, f"grace/{cfg.host}/producers")
+    b = Bus(bus.transport, cfg.host, f"grace/{cfg.host}/producers")
     mon = TriggerMonitor(cfg, b, StateStore(cfg.data_path / "state"), triggers=triggers)
     stop = asyncio.Event()
     return mon, stop, asyncio.create_task(mon.run(stop))

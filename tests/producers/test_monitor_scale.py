@@ -35,7 +35,7 @@ async def test_a_large_model_is_rehashed_only_every_full_verify_every_cycles(
                    host=host)
     try:
         cfg = system.cfg
-        mon = TriggerMonitor(cfg, Bus(bus.nc, host, f"grace/{host}/producers"),
+        mon = TriggerMonitor(cfg, Bus(bus.transport, host, f"grace/{host}/producers"),
                              StateStore(cfg.data_path / "state"))
         for _ in range(CYCLES):
             await mon.run_cycle()

@@ -23,7 +23,7 @@ from tests.producers.shipped import VirtualClock, shipped_system
 async def _due_events(cfg: config.Config, bus: Bus, clock: VirtualClock, hours: float = 0.0,
                       cycles: int = 0) -> list[events.Event]:
     """Monitor cycles every 30 s (the shipped interval) for `hours` of virtual time (or `cycles`)."""
-    b = Bus(bus.nc, cfg.host, f"grace/{cfg.host}/producers")
+    b = Bus(bus.transport, cfg.host, f"grace/{cfg.host}/producers")
     mon = TriggerMonitor(cfg, b, StateStore(cfg.data_path / "state"), triggers={}, clock=clock)
     for _ in range(cycles or round(hours * 3600 / 30)):
         await mon.run_cycle()

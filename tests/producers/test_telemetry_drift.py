@@ -133,7 +133,7 @@ async def test_the_monitor_records_the_not_json_reason_once_and_fails_no_check(
         kernel = config.Kernel(name="web", command=["w"], health_url=server.url)
         cfg = msgspec.structs.replace(config.load(None), kernels=[kernel], config_dir=str(tmp_path),
                                       host="nj-" + uuid.uuid4().hex[:8])
-        mon = TriggerMonitor(cfg, Bus(bus.nc, cfg.host, f"grace/{cfg.host}/producers"),
+        mon = TriggerMonitor(cfg, Bus(bus.transport, cfg.host, f"grace/{cfg.host}/producers"),
                              StateStore(tmp_path / "state"),
                              triggers={"latency_queue": LatencyQueue, "telemetry_drift": TelemetryDrift})
         for _ in range(3):
