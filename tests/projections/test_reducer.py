@@ -31,7 +31,8 @@ def test_every_event_becomes_an_events_row_and_derived_rows_follow_their_type() 
     first = rows.tables["events"][0]
     assert isinstance(first, EventRow) and first.data is not None
     assert (first.seq, first.type, first.category, first.host) == (1, "boot_phase", "boot", "web-1")
-    assert json.loads(first.data) == {"phase": 1, "name": "preflight", "status": "started", "detail": ""}
+    assert json.loads(first.data) == {"phase": 1, "name": "preflight", "status": "started", "detail": "",
+                                     "blocks": False}
 
 
 def test_issue_rows_carry_trigger_name_and_finding_key() -> None:
