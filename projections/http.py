@@ -20,7 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from grace import topology
 from grace.bus import Bus
 from grace.config import Config
-from projections import queries
+from projections import intake, queries
 from projections.projector import Projector
 from projections.store import utcnow
 
@@ -135,6 +135,7 @@ def make_app(cfg: Config, projector: Projector, bus: Bus | None) -> web.Applicat
     app.router.add_get("/operator/dashboard", dashboard)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    intake.add_routes(app, cfg, bus)  # POST /hooks/alertmanager, POST /events
     return app
 
 
