@@ -12,8 +12,7 @@ import pytest
 from grace import events, topology
 from grace.bus import Bus
 from projections import intake
-from tests.projections.intake_support import (alert, host_events, notification, post,
-                                              rejected_since, serve)
+from tests.projections.intake_support import alert, host_events, notification, post, rejected_since, serve
 
 
 def new_host() -> str:
