@@ -15,6 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import nats.errors
 from aiohttp import web
 
@@ -32,6 +33,7 @@ EVENTS_PATH = "/events"
 MAX_ALERTS_BODY = 8 * 1024 * 1024  # a notification of many alerts; each event stays under 1 MiB
 MAX_EVENT_BODY = events.MAX_PAYLOAD
 REJECT_STAGE = "intake"
+MAX_DEPTH = 32  # containers inside an event's data: Python's json (a reader of the log) stops near 1000
 _HOST = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # one subject token: no dots, no wildcards
 
 
@@ -134,8 +136,15 @@ class Intake:
         return web.json_response(body)
 
     async def _event(self, raw: bytes) -> web.Response:
-        ev = events.decode(raw)  # the bus's decoding: envelope, type and data in one pass
+        try:
+            ev = events.decode(raw)  # the bus's decoding: envelope, type and data in one pass
+        except RecursionError:
+            raise EventError(f"JSON nested too deeply; an event nests at most {MAX_DEPTH} "
+                             "levels", raw) from None
         data = ev.data
+        if _deeper_than(msgspec.to_builtins(data), MAX_DEPTH):
+            raise EventError(f"data nested deeper than {MAX_DEPTH} levels: every reader of the "
+                             "log must be able to decode it; flatten it", raw)
         if isinstance(data, (events.Command, events.FixTask)):
             raise EventError(f"{data.TYPE} is not accepted here: commands come from playbooks "
                              "(grace approve for approvals), fix tasks from the actuator", raw)
@@ -146,6 +155,15 @@ class Intake:
         ack = await bus.publish(ev)
         return web.json_response({"id": ev.id, "type": data.TYPE, "seq": ack.seq,
                                   "duplicate": bool(ack.duplicate)})
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether `value` (JSON builtins) nests more than `limit` containers deep."""
+    if isinstance(value, dict):
+        return limit <= 0 or any(_deeper_than(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return limit <= 0 or any(_deeper_than(v, limit - 1) for v in value)
+    return False
 
 
 async def _read(request: web.Request, limit: int) -> bytes:
