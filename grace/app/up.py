@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 from grace import events, tokens, topology
+from grace.app import talk
 from grace.bus import Bus
 from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
 from grace.embedded import EmbeddedServer, server_tls
@@ -106,12 +107,14 @@ def _first_cycle(seen: list[events.Event]) -> bool:
     return set(started.triggers) <= checked
 
 
-async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Event) -> None:
+async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Event,
+                       quiet: bool = False) -> None:
     bus = await ctx.bus("up")
     boot = Boot(bus)
     stages: list[StageProcess] = []
     watcher = LogWatcher(bus, await last_seq(bus) + 1, f"grace.events.*.*.{ctx.cfg.host}").start()
     reason = "shutdown"
+    talker: talk.Talker | None = None
     try:
         await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}")
         await boot.phase(2, "completed", f"NATS {ctx.url()}, streams ensured")
@@ -151,9 +154,12 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
                          "" if ok else f"the first trigger cycle did not finish; see {logs / 'produce.log'}")
         await watcher.close()
         await boot.phase(7, "completed", f"stage logs in {logs}")
+        talker = None if quiet else await talk.Talker(bus, ctx.cfg.host).start()
         await Watchdog(bus, stages, boot.publish).run(stop)
     finally:
         await watcher.close()
+        if talker is not None:
+            await talker.close()
         stopped_logged = False
         for st in reversed([s for s in stages if s.pid is not None]):  # those started
             if st.name == "project":  # the projection goes last and takes the stop event with it
@@ -193,8 +199,12 @@ async def _log_stop(boot: Boot, reason: str = "shutdown") -> bool:
 @click.option("--observe", is_flag=True,
               help="Observe mode for a first deployment: every playbook records what it would do "
                    "(decision_observed) and nothing is sent. Same as processor.mode: observe.")
+@click.option("--quiet", is_flag=True, envvar="GRACE_QUIET", show_envvar=True,
+              help="After boot, print nothing (env GRACE_QUIET). Default: one line per incident "
+                   "step (finding, action or suppression, result, verification).")
 @guarded
-def up(config_path: str | None, nats_url: str | None, data_dir: str | None, observe: bool) -> None:
+def up(config_path: str | None, nats_url: str | None, data_dir: str | None, observe: bool,
+       quiet: bool) -> None:
     """Start the whole pipeline: embedded NATS (when no URL) and the four stages."""
     ctx = load_context(config_path, nats_url, data_dir)
     if observe or ctx.cfg.processor.mode == "observe":
@@ -218,7 +228,7 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None, obse
         click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
 
     try:
-        run_until_signal(lambda stop: boot_and_run(ctx, config_path, stop))
+        run_until_signal(lambda stop: boot_and_run(ctx, config_path, stop, quiet))
     finally:
         if server is not None:
             server.stop()

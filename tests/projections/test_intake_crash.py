@@ -26,7 +26,7 @@ async def send(session: aiohttp.ClientSession, url: str, token: str, body: bytes
         async with session.post(url, data=body, headers={"Authorization": f"Bearer {token}"}) as r:
             await r.read()
             return 200 <= r.status < 300
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError, OSError):
         return False
 
 
