@@ -52,9 +52,10 @@ class Server:
 
 
 @asynccontextmanager
-async def serve(bus: Bus, data_dir: Path, host: str) -> AsyncIterator[Server]:
+async def serve(bus: Bus, data_dir: Path, host: str, cfg: config.Config | None = None
+                ) -> AsyncIterator[Server]:
     """Mount the intake on an aiohttp app listening on a free port (the stage's own code)."""
-    cfg = msgspec.structs.replace(config.load(None), host=host, data_dir=str(data_dir))
+    cfg = msgspec.structs.replace(cfg or config.load(None), host=host, data_dir=str(data_dir))
     tokens.write_token(data_dir)
     token = tokens.read_token(data_dir)
     assert token
