@@ -1,4 +1,5 @@
-"""HTTP from the projector's live connection: /operator/dashboard, /metrics, /healthz.
+"""HTTP from the projector's live connection: /operator/dashboard, /metrics, /healthz, and
+the intake (POST /hooks/alertmanager, POST /events: projections.intake).
 
 Metrics come from a custom Prometheus collector that queries the projection
 at scrape time, so they can never disagree with the dashboard file.

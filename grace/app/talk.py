@@ -131,7 +131,7 @@ class Talker:
 
         self._consumer = PullConsumer(self.bus, topology.EVENTS, ensure, self._show,
                                       decoder=_decode, stage="talk", ack="none", batch=500,
-                                      start_seq=start, expires=1.0)
+                                      start_seq=start)
         self._task = asyncio.create_task(self._consumer.run(), name="talk")
         return self
 

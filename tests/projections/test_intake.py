@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from grace import events, topology
@@ -129,3 +131,14 @@ async def test_bad_input_is_answered_4xx_with_the_reason_and_kept_in_rejected(
     assert len(reasons) >= len(cases)
     assert any("commands come from playbooks" in r for r in reasons)
     assert any("limit" in r for r in reasons)
+
+
+async def test_a_streamed_body_over_the_limit_is_refused_while_it_is_read(
+        bus: Bus, tmp_path: Path) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked transfer
+        for _ in range(intake.MAX_EVENT_BODY // 65536 + 2):
+            yield b" " * 65536
+
+    async with (serve(bus, tmp_path, new_host()) as srv, aiohttp.ClientSession() as s,
+                s.post(srv.url + intake.EVENTS_PATH, data=chunks(), headers=srv.auth()) as r):
+        assert r.status == 413 and "limit" in (await r.json())["error"]
