@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 
 import click
@@ -20,6 +21,7 @@ from grace.consume import Delivery, PullConsumer
 from grace.errors import EventError
 from grace.logwatch import last_seq
 
+log = logging.getLogger(__name__)
 WIDTH = 220  # a line longer than this is cut: the log has the whole event
 
 
@@ -123,7 +125,13 @@ class Talker:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> Talker:
-        start = await last_seq(self.bus) + 1
+        """Follow from the log's end; a failure is logged and leaves Grace running, silent."""
+        try:
+            start = await last_seq(self.bus) + 1
+        except Exception as exc:  # noqa: BLE001 - the terminal's lines never stop Grace
+            log.warning("cannot follow the log to print incident steps (%r); see "
+                        "`grace events tail` instead", exc)
+            return self
 
         async def ensure(next_seq: int) -> str:
             return await topology.ensure_consumer(
