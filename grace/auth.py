@@ -50,6 +50,9 @@ COMPONENT_ROLE = {"produce": "producer", "process": "processor", "processor": "p
                   "projector": "projector", "tail": "viewer", "dashboard": "viewer", "ping": "viewer",
                   "playbooks-test": "viewer", "replay": "viewer",
                   "operator": "operator", "kernel": "kernel",
+                  # the HTTP intake: alerts are findings (producer); POST /events takes any
+                  # known type, as `grace events publish` does (admin)
+                  "intake": "producer", "ingest": "admin",
                   # grace up, grace events publish and snapshot commands, grace demo
                   "up": "admin", "cli": "admin", "demo": "admin"}
 

@@ -1,4 +1,5 @@
-"""HTTP from the projector's live connection: /operator/dashboard, /metrics, /healthz.
+"""HTTP from the projector's live connection: /operator/dashboard, /metrics, /healthz, and
+the intake (POST /hooks/alertmanager, POST /events: projections.intake).
 
 Metrics come from a custom Prometheus collector that queries the projection
 at scrape time, so they can never disagree with the dashboard file.
@@ -20,7 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from grace import topology
 from grace.bus import Bus
 from grace.config import Config
-from projections import queries
+from projections import intake, queries
 from projections.projector import Projector
 from projections.store import utcnow
 
@@ -135,6 +136,7 @@ def make_app(cfg: Config, projector: Projector, bus: Bus | None) -> web.Applicat
     app.router.add_get("/operator/dashboard", dashboard)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    intake.add_routes(app, cfg, bus)  # POST /hooks/alertmanager, POST /events
     return app
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 from grace import events, runlock, tokens, topology
+from grace.app import talk
 from grace.bus import Bus
 from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
 from grace.embedded import EmbeddedServer, server_tls
@@ -132,7 +133,7 @@ def _first_cycle(seen: list[events.Event]) -> bool:
 
 
 async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Event,
-                       playbooks: str = "") -> None:
+                       playbooks: str = "", quiet: bool = False) -> None:
     bus = await ctx.bus("up")
     boot = Boot(bus)
     stages: list[StageProcess] = []
@@ -140,6 +141,7 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
     reason = "shutdown"
     dog_task: asyncio.Task[None] | None = None
     steps: list[StageProcess] = []
+    talker: talk.Talker | None = None
     try:
         await boot.phase(1, "completed", f"{len(ctx.cfg.kernels)} kernels, host {ctx.cfg.host}"
                          f"{', ' + playbooks if playbooks else ''}")
@@ -202,6 +204,7 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         await boot.phase(7, "failed" if silent else "completed",
                          f"stage(s) {', '.join(silent)} sent no heartbeat within "
                          f"{STAGE_UP_TIMEOUT_S:.0f}s; see {logs}" if silent else f"stage logs in {logs}")
+        talker = None if quiet else await talk.Talker(bus, ctx.cfg.host).start()
         await dog_task
         if dog.failure is not None:
             raise dog.failure
@@ -215,6 +218,8 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
             stop.set()
             await dog_task
         await watcher.close()
+        if talker is not None:
+            await talker.close()
         stopped_logged = False
         for st in reversed([s for s in stages if s.pid is not None]):  # those started
             if st.name == "project":  # the projection goes last and takes the stop event with it
@@ -266,8 +271,12 @@ async def _log_stop(boot: Boot, reason: str = "shutdown") -> bool:
 @click.option("--observe", is_flag=True,
               help="Observe mode for a first deployment: every playbook records what it would do "
                    "(decision_observed) and nothing is sent. Same as processor.mode: observe.")
+@click.option("--quiet", is_flag=True, envvar="GRACE_QUIET", show_envvar=True,
+              help="After boot, print nothing (env GRACE_QUIET). Default: one line per incident "
+                   "step (finding, action or suppression, result, verification).")
 @guarded
-def up(config_path: str | None, nats_url: str | None, data_dir: str | None, observe: bool) -> None:
+def up(config_path: str | None, nats_url: str | None, data_dir: str | None, observe: bool,
+       quiet: bool) -> None:
     """Start the whole pipeline: embedded NATS (when no URL) and the four stages."""
     ctx = load_context(config_path, nats_url, data_dir)
     try:
@@ -300,7 +309,7 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None, obse
         if server is not None:
             ctx.nats_url = server.start()
             click.echo(f"embedded NATS ready at {ctx.nats_url} (store {server.dir / 'store'})")
-        run_until_signal(lambda stop: boot_and_run(ctx, config_path, stop, playbooks))
+        run_until_signal(lambda stop: boot_and_run(ctx, config_path, stop, playbooks, quiet))
     finally:
         if server is not None:
             server.stop()

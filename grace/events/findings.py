@@ -206,6 +206,31 @@ class FailureRiskPredicted(Trigger, frozen=True, kw_only=True):
     files: list[str] = []
 
 
+class ExternalAlert(Trigger, frozen=True, kw_only=True):
+    """An alert another system raised (Alertmanager's webhook, `POST /hooks/alertmanager`).
+
+    One event per alert and status; its id derives from fingerprint + startsAt + status, so
+    Alertmanager's re-sends and its HA peers' copies are stored once. A resolved alert is
+    followed by a `condition_cleared` with the same key, so `verify:` works on alerts.
+    """
+
+    TYPE: ClassVar[str] = "external_alert"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ('alertname', 'fingerprint')
+    status: Literal["firing", "resolved"]
+    alertname: str = ""  # labels.alertname
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    fingerprint: str  # Alertmanager's; a hash of the sorted labels when the sender gave none
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None  # None while firing (Alertmanager sends year 1)
+    generator_url: str = ""
+    receiver: str = ""
+    group_key: str = ""
+    common_labels: dict[str, str] = {}
+    external_url: str = ""
+    truncated_alerts: int = 0  # alerts Alertmanager left out of the request (max_alerts)
+
+
 class ConditionCleared(Trigger, frozen=True, kw_only=True):
     """A finding reported in an earlier cycle is gone: recoveries and verify use it."""
 

@@ -117,13 +117,14 @@ def shipped_copy(root: Path, host: str = "demo") -> Path:
 
 
 @contextmanager
-def booted(root: Path, cfg: Path) -> Iterator[Running]:
-    """`grace up -c cfg` until phase 7; SIGTERM (then SIGKILL after 60 s) at the end."""
+def booted(root: Path, cfg: Path, *args: str) -> Iterator[Running]:
+    """`grace up -c cfg [args]` until phase 7; SIGTERM (then SIGKILL after 60 s) at the end."""
     http = re.search(r'listen: "([^"]+)"', cfg.read_text())
     assert http
     log = root / "up.log"
     with open(log, "wb") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg)], stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "grace.app", "up", "-c", str(cfg), *args],
+                                stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     running = Running(root, cfg, proc, f"http://{http.group(1)}", log)
     deadline = time.monotonic() + BOOT_TIMEOUT_S

@@ -175,6 +175,9 @@ DISK = events.FailureRiskPredicted(resource="disk", eta_s=900.0, confidence=0.95
                                    limit=95.0, slope_per_s=0.004, files=["/var/lib/grace"])
 VULN = events.VulnerableDependency(package="requests", installed_version="2.19.0",
                                    advisory_id="GHSA-1", fixed_version="2.31.0")
+ALERT = events.ExternalAlert(status="firing", alertname="KernelStuck", fingerprint="f1",
+                             labels={"alertname": "KernelStuck", "grace_action": "restart_kernel",
+                                     "kernel": "api"})
 # playbook -> (its trigger at these times, the proof: "cleared" (the finding's condition_cleared)
 # or "result" (the command's own command_succeeded), the verify window)
 VERIFIED: dict[str, tuple[list[tuple[events.Payload, float]], str, float]] = {
@@ -191,6 +194,7 @@ VERIFIED: dict[str, tuple[list[tuple[events.Payload, float]], str, float]] = {
     "resume_load_when_pressure_clears":
         ([(events.ConditionCleared(condition="cpu_saturation",
                                    key={"scope": "system", "kernel": ""}), 0)], "result", 120),
+    "alert_restart_kernel": ([(ALERT, 0)], "cleared", 600),
     "scale_down_when_backlog_low":
         ([(events.QueueBacklogLow(kernel="worker", stream="JOBS", consumer="workers", backlog=3,
                                   threshold=10, workers=3, min_workers=1), 0)], "result", 120),
