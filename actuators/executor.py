@@ -62,7 +62,10 @@ class Executor:
                 note_target.steps.append(step)
                 await self.intents.put(note_target)
 
-        ctx = ActionContext(self.cfg, self.supervisor, self._publish, ev.id, note, self.clock)
+        def steps() -> list[str]:
+            return list(note_target.steps) if note_target is not None else []
+
+        ctx = ActionContext(self.cfg, self.supervisor, self._publish, ev.id, note, self.clock, steps)
         try:
             if intent is None:
                 target = await action.plan(ctx, cmd)
