@@ -162,3 +162,10 @@ async def test_a_sink_config_does_not_name_fails_saying_which_exist(sinks: Sinks
     assert isinstance(result.data, events.CommandFailed)
     assert "no sink 'pagr'" in result.data.reason and "ops, chat, pager, flaky" in result.data.reason
     assert sinks.receiver.got == []
+
+
+async def test_a_slack_refusal_in_plain_text_is_the_reason(sinks: Sinks) -> None:
+    sinks.receiver.script = [(404, "no_service")]
+    result = await sinks.executor.handle(sinks.notify(sink="chat"))
+    assert isinstance(result.data, events.CommandFailed), result.data
+    assert "HTTP 404: no_service" in result.data.reason and len(sinks.receiver.got) == 1

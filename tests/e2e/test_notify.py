@@ -49,7 +49,8 @@ async def test_an_approval_request_is_notified_once_through_a_sink_that_was_down
                                           lambda d: d.playbook == "notify_approval_requested",
                                           timeout=30)
                     done = await expect(w, events.CommandSucceeded,
-                                        lambda d: d.command_id == issued.command_id, timeout=60)
+                                        lambda d, c=issued.command_id: d.command_id == c,
+                                        timeout=60)
                 finally:
                     await w.close()
         assert done.action == "notify" and done.details["status"] == 202 and done.details["tries"] == 3
