@@ -141,11 +141,12 @@ async def apply(ctx: ActionContext, cmd: events.Notify, target: Target) -> Detai
             if status and status != 429 and status < 500:
                 raise ActionError(f"notify: sink {sink.name!r} refused the {sink.format} body "
                                   f"with {failure} (try {tries}, not retried); fix the sink's "
-                                  "url or key in grace.yaml `notify:`, or the playbook's text")
+                                  "url or key in grace.yaml `notify:`, or the playbook's text",
+                                  {"status": status, "tries": tries})
             if tries > policy.max:
                 raise ActionError(f"notify: sink {sink.name!r} still failing after {tries} tries "
                                   f"(last: {failure}); check that {sink.format} endpoint is up, "
-                                  "or raise its `retry.max`")
+                                  "or raise its `retry.max`", {"status": status, "tries": tries})
             wait = _wait(retry_after, delay)
             await ctx.note(f"try {tries}: {failure}; retrying in {wait:g}s")
             await asyncio.sleep(wait)

@@ -86,6 +86,7 @@ async def test_a_400_fails_at_once_with_the_sinks_reason(sinks: Sinks) -> None:
     assert isinstance(result.data, events.CommandFailed), result.data
     assert "HTTP 400" in result.data.reason and "Event object is invalid" in result.data.reason
     assert "routing_key' is incorrect" in result.data.reason and "not retried" in result.data.reason
+    assert (result.data.details["status"], result.data.details["tries"]) == (400, 1)
     assert len(sinks.receiver.got) == 1
     assert "k" * 32 not in json.dumps(result.data.details)  # the key never reaches the log
 
@@ -95,6 +96,7 @@ async def test_retries_used_up_fail_with_the_last_answer(sinks: Sinks) -> None:
     result = await sinks.executor.handle(sinks.notify(sink="flaky"))
     assert isinstance(result.data, events.CommandFailed), result.data
     assert "after 2 tries" in result.data.reason and "HTTP 502: bad gateway" in result.data.reason
+    assert result.data.details["status"] == 502
     assert sinks.receiver.accepted() == []
 
 
@@ -105,6 +107,7 @@ async def test_a_sink_that_does_not_listen_is_retried_then_fails(sinks: Sinks, t
     result = await ex.handle(sinks.notify(sink="gone"))
     assert isinstance(result.data, events.CommandFailed), result.data
     assert "after 2 tries" in result.data.reason and "Connect" in result.data.reason
+    assert result.data.details["status"] == 0  # no HTTP answer at all
 
 
 async def test_cloudevents_body_is_the_command_as_a_structured_cloudevent(sinks: Sinks) -> None:
