@@ -172,3 +172,16 @@ async def test_a_slack_refusal_in_plain_text_is_the_reason(sinks: Sinks) -> None
     result = await sinks.executor.handle(sinks.notify(sink="chat"))
     assert isinstance(result.data, events.CommandFailed), result.data
     assert "HTTP 404: no_service" in result.data.reason and len(sinks.receiver.got) == 1
+
+
+async def test_every_notification_arrives_once_through_a_sink_failing_for_a_while(
+        sinks: Sinks) -> None:
+    sinks.receiver.script = [(503, "down"), (429, "busy"), (503, "down"), (500, "oops")]
+    cmds = [sinks.notify(sink="ops", target=f"web-1/kernel=k{i}") for i in range(3)]
+    for cmd in [*cmds, *cmds]:  # each one delivered by JetStream twice
+        result = await sinks.executor.handle(cmd)
+        assert isinstance(result.data, events.CommandSucceeded), result.data
+        assert result.data.details["status"] == 202
+    accepted = [g.body["id"] for g in sinks.receiver.accepted()]
+    assert sorted(accepted) == sorted(c.id for c in cmds)  # each exactly once
+    assert len(sinks.receiver.got) == 3 + 4  # 4 refused tries, then nothing more
