@@ -122,7 +122,8 @@ class _Checker:
 
     def playbook(self, pb: spec.PlaybookSpec) -> Playbook:
         self.timer = pb.every is not None and pb.on is None
-        named = [spec.action_parts(item) for item in pb.do]
+        extra = [x for x in (pb.budget.then if pb.budget else None, pb.escalate) if x is not None]
+        named = [spec.action_parts(item) for item in [*pb.do, *extra]]
         self.notify_only = bool(named) and all(n is not None and n[0] == NOTIFY for n in named)
         if not _NAME.match(pb.name):
             self.err(f"playbook name {pb.name!r} must be letters, digits, '-' or '_'", "name")

@@ -133,7 +133,7 @@ async def apply(ctx: ActionContext, cmd: events.Notify, target: Target) -> Detai
                     retry_after = resp.headers.get("Retry-After")
                 failure = f"HTTP {status}: {_reason(text)}"
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                status, failure = 0, f"{type(exc).__name__}: {exc or 'timed out'}"
+                status, failure = 0, f"{type(exc).__name__}: {str(exc) or 'timed out'}"
             if 200 <= status < 300:
                 await ctx.note(f"{DELIVERED} after {tries} tries: HTTP {status}")
                 return {"sink": sink.name, "format": sink.format, "status": status,

@@ -121,6 +121,18 @@ playbooks:
     assert "'verify_failed' is a decision type" in err and "every action is `notify`" in err
 
 
+def test_a_decision_playbook_may_not_escalate_to_a_change() -> None:
+    [err] = check("""\
+playbooks:
+  - name: tell
+    on: verify_failed
+    do:
+      - notify: {text: hi}
+    escalate: {restart_kernel: {kernel: api}}
+""", ["ops"])
+    assert "'verify_failed' is a decision type" in err
+
+
 def test_a_notify_without_text_is_refused_at_load() -> None:
     [err] = check("""\
 playbooks:
