@@ -177,3 +177,23 @@ def test_bad_notify_sinks_name_file_line_and_what_to_do(tmp_path: Path, edit: st
         config.load(p)
     msg = str(exc.value)
     assert f"grace.yaml:{line}" in msg and says in msg
+
+
+def test_grace_playbooks_validate_checks_sinks_against_the_config(tmp_path: Path) -> None:
+    from tests.support import grace_cmd
+
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "tell.yaml").write_text("""\
+playbooks:
+  - name: tell
+    on: model_corruption
+    do:
+      - notify: {sink: chat, text: "{path} is corrupt"}
+""")
+    cfg = tmp_path / "grace.yaml"
+    cfg.write_text('playbooks: [pb]\nnotify: [{name: ops, url: "http://127.0.0.1:9/x"}]\n')
+    out = grace_cmd("playbooks", "validate", "-c", str(cfg))
+    assert out.returncode == 1
+    assert "tell.yaml:5: unknown notify sink 'chat'" in out.stderr and "ops" in out.stderr
+    cfg.write_text('playbooks: [pb]\nnotify: [{name: chat, url: "http://127.0.0.1:9/x"}]\n')
+    assert grace_cmd("playbooks", "validate", "-c", str(cfg)).returncode == 0
