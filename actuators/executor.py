@@ -22,7 +22,7 @@ from actuators.supervisor import Supervisor
 from grace import events
 from grace.bus import Bus
 from grace.config import Config
-from grace.errors import BusError, GraceError
+from grace.errors import ActionError, BusError, GraceError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,10 @@ class Executor:
                 note_target.steps.append(step)
                 await self.intents.put(note_target)
 
-        ctx = ActionContext(self.cfg, self.supervisor, self._publish, ev.id, note, self.clock)
+        def steps() -> list[str]:
+            return list(note_target.steps) if note_target is not None else []
+
+        ctx = ActionContext(self.cfg, self.supervisor, self._publish, ev.id, note, self.clock, steps)
         try:
             if intent is None:
                 target = await action.plan(ctx, cmd)
@@ -81,7 +84,9 @@ class Executor:
         except (TimeoutError, BusError, ConnectionError):
             raise  # the bus is down: the command stays unacked and its intent says where we were
         except GraceError as exc:
-            return await self._finish(ev, t0, intent, str(exc), {"target": intent.target if intent else {}})
+            extra = exc.details if isinstance(exc, ActionError) else {}
+            return await self._finish(ev, t0, intent, str(exc),
+                                      {"target": intent.target if intent else {}, **extra})
         except Exception as exc:  # a failing action is a failed result, not a crash
             log.exception("%s %s failed", cmd.TYPE, ev.id)
             return await self._finish(ev, t0, intent, f"{type(exc).__name__}: {exc}", {})

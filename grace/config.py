@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,6 +149,35 @@ class Safety(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     max_chain_depth: int = 3  # command <- result <- command ... past this is a loop
 
 
+class Retry(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Retries of a failing sink: `max` more tries, `backoff` before the first, times `factor` after."""
+
+    max: int = 5
+    backoff: Duration = Duration(1)
+    factor: float = 2.0
+
+
+class NotifySink(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where the `notify` action may post (actuators post only to URLs named here)."""
+
+    name: str
+    url: str
+    format: Literal["cloudevents", "slack", "pagerduty"] = "cloudevents"
+    timeout: Duration = Duration(10)
+    retry: Retry | None = None  # None: the format's default (pagerduty: 3 tries 30s apart)
+    routing_key: str | None = None  # pagerduty: the integration key, or ...
+    routing_key_env: str | None = None  # ... the environment variable that holds it
+
+    @property
+    def retries(self) -> Retry:
+        """The retry policy in effect: the configured one, else the format's default."""
+        if self.retry is not None:
+            return self.retry
+        if self.format == "pagerduty":  # PagerDuty asks for 3 retries 30 s apart
+            return Retry(max=3, backoff=Duration(30), factor=1.0)
+        return Retry()
+
+
 class Config(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = ""
     data_dir: str = ".grace"
@@ -169,6 +199,7 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     holds: Holds = Holds()
     processor: ProcessorSettings = ProcessorSettings()
     safety: Safety = Safety()
+    notify: list[NotifySink] = []  # sinks of the `notify` action; empty: notifications are off
     config_dir: str = ""  # set by the loader: the folder relative paths start from
 
     def path(self, value: str) -> Path:
@@ -264,6 +295,7 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
         err("safety.max_chain_depth must be at least 1", "safety", "max_chain_depth")
     if cfg.snapshots.keep < 1:
         err("snapshots.keep must be at least 1 (the last good copy is always kept)", "snapshots", "keep")
+    _check_notify(cfg, err)
     return errors
 
 
@@ -294,6 +326,34 @@ def _unknown_threshold(doc: yamlfile.YamlDoc, key: str, owners: dict[str, list[s
     return ConfigError(f"unknown key `{key}`{hint}; remove it or fix its spelling. Each trigger's "
                        f"options: {known}", file=doc.file, line=doc.line_of(("thresholds", key)),
                        path=f"thresholds.{key}")
+
+
+def _check_notify(cfg: Config, err: Callable[..., None]) -> None:
+    names: set[str] = set()
+    for i, s in enumerate(cfg.notify):
+        if not _TOKEN.match(s.name):
+            err(f"notify sink name {s.name!r} must be letters, digits, '-' or '_'", "notify", i, "name")
+        if s.name in names:
+            err(f"notify sink name {s.name!r} is used twice; sink names must be unique",
+                "notify", i, "name")
+        names.add(s.name)
+        if not re.match(r"^https?://[^/\s]+", s.url):
+            err(f"notify sink {s.name!r}: url {s.url!r} is not an http(s) URL; give the webhook's "
+                "full address, e.g. https://hooks.slack.com/services/...", "notify", i, "url")
+        if s.timeout <= 0:
+            err(f"notify sink {s.name!r}: timeout must be more than 0s", "notify", i, "timeout")
+        r = s.retries
+        if r.max < 0 or r.backoff <= 0 or r.factor < 1:
+            err(f"notify sink {s.name!r}: retry needs max >= 0, backoff > 0s and factor >= 1",
+                "notify", i, "retry")
+        keys = (s.routing_key is not None) + (s.routing_key_env is not None)
+        if s.format == "pagerduty" and keys != 1:
+            err(f"notify sink {s.name!r}: a pagerduty sink needs exactly one of routing_key (the "
+                "Events API v2 integration key) or routing_key_env (the variable holding it)",
+                "notify", i, "routing_key")
+        if s.format != "pagerduty" and keys:
+            err(f"notify sink {s.name!r}: routing_key is for pagerduty sinks only; remove it",
+                "notify", i, "routing_key")
 
 
 def from_doc(doc: yamlfile.YamlDoc, config_dir: str) -> Config:

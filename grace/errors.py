@@ -90,7 +90,13 @@ class UnknownEventType(EventError):
 
 
 class ActionError(GraceError):
-    """An actuator refused or failed a command; becomes a failed result."""
+    """An actuator refused or failed a command; becomes a failed result.
+
+    `details` (e.g. a sink's HTTP status) are added to the failed result's details."""
+
+    def __init__(self, message: str, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.details = dict(details or {})
 
 
 class ConfinementError(ActionError):

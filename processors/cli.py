@@ -53,13 +53,16 @@ def validate_cmd(paths: tuple[str, ...], config_path: str | None) -> None:
     from processors import stage, validate
 
     targets: list[str | Path] = list(paths)
-    if not targets:
-        targets = list(stage.playbook_paths(load_context(config_path)))
+    sinks: list[str] | None = None  # notify sinks: checked against the config when one is read
+    if not targets or config_path:
+        ctx = load_context(config_path)
+        sinks = [s.name for s in ctx.cfg.notify]
+        targets = targets or list(stage.playbook_paths(ctx))
     missing = [str(p) for p in targets if not Path(p).exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}")
     files = validate.playbook_files(targets)
-    playbooks, errors = validate.check_paths(targets)
+    playbooks, errors = validate.check_paths(targets, sinks)
     for e in errors:
         click.echo(str(e), err=True)
     if errors:

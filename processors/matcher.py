@@ -47,6 +47,8 @@ class Matcher(PeopleMixin, VerifyMixin):
         self.cleared_watch: dict[str, list[Playbook]] = {}
         self.verify_watch: dict[str, list[Playbook]] = {}
         self.timers = [p for p in self.playbooks.values() if p.every_s]
+        # notify-only playbooks may react to decisions; never to their own (no notify loops)
+        self.told = frozenset(p.name for p in self.playbooks.values() if p.notifies_only)
         for p in self.playbooks.values():
             for t in p.on:
                 self.by_type.setdefault(t, []).append(p)
@@ -106,7 +108,8 @@ class Matcher(PeopleMixin, VerifyMixin):
             for g in watchers:
                 g.see(ev)
         pbs = self.by_type.get(kind)
-        if pbs is not None:
+        if pbs is not None and not (data.CATEGORY == "decision"
+                                    and getattr(data, "playbook", "") in self.told):
             for p in pbs:
                 if p.pred(ev):
                     self._matched(p, ev)

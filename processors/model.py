@@ -66,6 +66,16 @@ class Playbook:
     approve_within_s: float = 900.0
 
     @property
+    def notifies(self) -> bool:
+        """Whether any of its actions is `notify`."""
+        return any(a.action == "notify" for a in self.actions)
+
+    @property
+    def notifies_only(self) -> bool:
+        """Every action tells people and changes nothing: it may react to decisions."""
+        return bool(self.actions) and all(a.action == "notify" for a in self.actions)
+
+    @property
     def horizon_s(self) -> float:
         """How far back the log must be read to rebuild this playbook's state."""
         return max(self.for_s or 0.0, self.within_s or 0.0, self.cooldown_s or 0.0,

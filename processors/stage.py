@@ -29,7 +29,7 @@ def playbook_paths(ctx: Context) -> list[Path]:
 
 def load_playbooks(ctx: Context) -> list[Playbook]:
     """Every playbook the config names; raises ValidationErrors (file:line) on any error."""
-    return validate.load_paths(list(playbook_paths(ctx)))
+    return validate.load_paths(list(playbook_paths(ctx)), sinks=[s.name for s in ctx.cfg.notify])
 
 
 def settings(ctx: Context, observe: bool = False) -> Settings:
@@ -40,7 +40,8 @@ def settings(ctx: Context, observe: bool = False) -> Settings:
                     max_commands=cfg.safety.max_commands.count,
                     max_commands_per_s=float(cfg.safety.max_commands.per),
                     max_pool_restarting=cfg.safety.max_pool_restarting,
-                    max_chain_depth=cfg.safety.max_chain_depth)
+                    max_chain_depth=cfg.safety.max_chain_depth,
+                    sinks=tuple(s.name for s in cfg.notify))
 
 
 async def run_stage(ctx: Context, stop: asyncio.Event, partition: str | None = None,

@@ -26,6 +26,8 @@ _RESERVED = ("playbook", "cause_ids")  # filled in by the processor
 _NOT_MATCHABLE = frozenset(t for t, c in events.PAYLOAD_CLASSES.items()
                            if c.CATEGORY in ("decision", "command"))
 _MATCHABLE = sorted(set(events.PAYLOAD_CLASSES) - _NOT_MATCHABLE)
+_DECISIONS = frozenset(t for t, c in events.PAYLOAD_CLASSES.items() if c.CATEGORY == "decision")
+NOTIFY, DEFAULT_SINK = "notify", "default"
 
 
 def playbook_files(paths: list[str | Path]) -> list[Path]:
@@ -39,15 +41,18 @@ def playbook_files(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-def load_paths(paths: list[str | Path]) -> list[Playbook]:
-    """Every playbook of `paths`; raise ValidationErrors listing every problem."""
-    playbooks, errors = check_paths(paths)
+def load_paths(paths: list[str | Path], sinks: list[str] | None = None) -> list[Playbook]:
+    """Every playbook of `paths`; raise ValidationErrors listing every problem.
+
+    `sinks`: config `notify` sink names a `notify` may name (None: not checked)."""
+    playbooks, errors = check_paths(paths, sinks)
     if errors:
         raise ValidationErrors(errors)
     return playbooks
 
 
-def check_paths(paths: list[str | Path]) -> tuple[list[Playbook], list[ConfigError]]:
+def check_paths(paths: list[str | Path], sinks: list[str] | None = None
+                ) -> tuple[list[Playbook], list[ConfigError]]:
     """(playbooks of the files without errors, every error)."""
     loaded: list[Playbook] = []
     errors: list[ConfigError] = []
@@ -58,15 +63,15 @@ def check_paths(paths: list[str | Path]) -> tuple[list[Playbook], list[ConfigErr
         except ConfigError as exc:
             errors.append(exc)
             continue
-        found, errs = check_doc(doc, seen)
+        found, errs = check_doc(doc, seen, sinks)
         errors.extend(errs)
         if not errs:
             loaded.extend(found)
     return loaded, errors
 
 
-def check_doc(doc: yamlfile.YamlDoc, seen: dict[str, str] | None = None
-              ) -> tuple[list[Playbook], list[ConfigError]]:
+def check_doc(doc: yamlfile.YamlDoc, seen: dict[str, str] | None = None,
+              sinks: list[str] | None = None) -> tuple[list[Playbook], list[ConfigError]]:
     """Validate one parsed file; `seen` maps names to where they were defined first."""
     seen = {} if seen is None else seen
     if not isinstance(doc.data, dict):
@@ -80,7 +85,7 @@ def check_doc(doc: yamlfile.YamlDoc, seen: dict[str, str] | None = None
     errors: list[ConfigError] = []
     out = []
     for i, pb in enumerate(parsed.playbooks):
-        checker = _Checker(doc, i, errors)
+        checker = _Checker(doc, i, errors, sinks)
         compiled = checker.playbook(pb)
         where = f"{doc.file}:{doc.line_of(('playbooks', i))}"
         if pb.name in seen:
@@ -104,9 +109,11 @@ def _fix_on_keys(data: dict[Any, Any]) -> None:
 class _Checker:
     """The meaning pass for one playbook; collects errors with their lines."""
 
-    def __init__(self, doc: yamlfile.YamlDoc, index: int, errors: list[ConfigError]) -> None:
-        self.doc, self.index, self.errors = doc, index, errors
+    def __init__(self, doc: yamlfile.YamlDoc, index: int, errors: list[ConfigError],
+                 sinks: list[str] | None = None) -> None:
+        self.doc, self.index, self.errors, self.sinks = doc, index, errors, sinks
         self.timer = False
+        self.notify_only = False
 
     def err(self, message: str, *path: str | int) -> None:
         full = ("playbooks", self.index, *path)
@@ -115,6 +122,9 @@ class _Checker:
 
     def playbook(self, pb: spec.PlaybookSpec) -> Playbook:
         self.timer = pb.every is not None and pb.on is None
+        extra = [x for x in (pb.budget.then if pb.budget else None, pb.escalate) if x is not None]
+        named = [spec.action_parts(item) for item in [*pb.do, *extra]]
+        self.notify_only = bool(named) and all(n is not None and n[0] == NOTIFY for n in named)
         if not _NAME.match(pb.name):
             self.err(f"playbook name {pb.name!r} must be letters, digits, '-' or '_'", "name")
         on = [pb.on] if isinstance(pb.on, str) else list(pb.on or [])
@@ -174,9 +184,12 @@ class _Checker:
                 known = ", ".join(sorted(events.TRIGGER_TYPES))
                 self.err(f"unknown event type {name!r}; {hint}trigger types are: {known} "
                          "(`grace schema` lists every type)", *here)
+            elif name in _DECISIONS and self.notify_only:
+                classes.append(cls)  # telling people about a decision changes nothing: no loop
             elif name in _NOT_MATCHABLE:
                 self.err(f"{name!r} is a {cls.CATEGORY} type; playbooks react to events "
-                         "(triggers, results, kernel, snapshot, check ...)", *here)
+                         "(triggers, results, kernel, snapshot, check ...); only a playbook whose "
+                         "every action is `notify` may react to decisions", *here)
             else:
                 classes.append(cls)
         return classes
@@ -258,10 +271,25 @@ class _Checker:
             if why:
                 self.err(f"template `{{{f}}}`: {why}", *at, name)
                 return dummy
+        if name == NOTIFY:
+            self._check_sink(params.get("sink", DEFAULT_SINK), (*at, name, "sink"))
         default_summary = name == ESCALATE and "summary" not in params
         action = Action(name, cls, templates.compile_params(params), index, default_summary)
         self._check_params(action, params, classes, at)
         return action
+
+    def _check_sink(self, sink: object, at: tuple[str | int, ...]) -> None:
+        """A notify names a sink of config `notify` (or `default`), literally: actuators post
+        only to URLs config names, so the sink is never read from an event."""
+        if not isinstance(sink, str) or "{" in sink:
+            self.err(f"notify sink {sink!r} must be a sink name of config `notify` (no template)",
+                     *at)
+        elif self.sinks is not None and sink != DEFAULT_SINK and sink not in self.sinks:
+            close = difflib.get_close_matches(sink, self.sinks, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            known = ", ".join(self.sinks) or "none configured"
+            self.err(f"unknown notify sink {sink!r}; {hint}sinks in grace.yaml `notify:` are: "
+                     f"{known} (`default` means the sink named default, else the first)", *at)
 
     def _check_params(self, action: Action, params: dict[str, Any],
                       classes: list[type[events.Payload]], at: tuple[str | int, ...]) -> None:

@@ -6,6 +6,7 @@ from actuators.actions import (
     clear_caches,
     escalate,
     load,
+    notify,
     restart_kernel,
     restore,
     review_code,
@@ -27,6 +28,7 @@ ACTIONS: dict[str, Action] = {
     "review_code": review_code.ACTION,
     "create_upgrade_pr": upgrade_pr.ACTION,
     "take_snapshot": take_snapshot.ACTION,
+    "notify": notify.ACTION,
 }
 
 __all__ = ["ACTIONS", "Action", "ActionContext"]

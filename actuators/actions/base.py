@@ -33,6 +33,7 @@ class ActionContext:
     command_id: str
     note: Callable[[str], Awaitable[None]]  # record a progress step in the intent
     clock: Callable[[], datetime] = events.now
+    steps: Callable[[], list[str]] = list  # the intent's progress notes so far (a resume reads them)
 
     def kernels(self) -> Supervisor:
         if self.supervisor is None:

@@ -84,6 +84,17 @@ class TakeSnapshot(Command, frozen=True, kw_only=True):
     paths: list[str] = []  # empty: every protected file
 
 
+class Notify(Command, frozen=True, kw_only=True):
+    """Tell people: post `text` to a sink of config `notify` (cloudevents, slack, pagerduty)."""
+
+    TYPE: ClassVar[str] = "notify"
+    sink: str = "default"  # a sink's name; `default`: the sink named so, else the first one
+    text: str
+    target: str = ""  # what it is about (the finding's target): PagerDuty's dedup_key
+    severity: Literal["critical", "error", "warning", "info"] = "warning"
+    event_action: Literal["trigger", "resolve"] = "trigger"  # pagerduty: open or close the incident
+
+
 # ---------------------------------------------------------------- results
 
 

@@ -37,7 +37,8 @@ class DecisionSuppressed(Payload, frozen=True, kw_only=True):
     playbook: str
     reason: Literal["cooldown", "budget_spent", "not_held_long_enough", "count_not_reached",
                     "verify_pending", "disabled", "duplicate", "escalated", "hold",
-                    "approval_pending", "rate_limit", "blast_radius", "loop_guard"]
+                    "approval_pending", "rate_limit", "blast_radius", "loop_guard",
+                    "no_sink"]
     target: str
     cause_ids: list[str]
     detail: str = ""

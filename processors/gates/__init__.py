@@ -37,6 +37,7 @@ class Settings:
     max_commands_per_s: float = 60.0
     max_pool_restarting: float = 0.5
     max_chain_depth: int = 3
+    sinks: tuple[str, ...] = ()  # config `notify` sink names: a notify to none is `no_sink`
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,12 @@ def chain(settings: Settings, book: holds.HoldBook) -> list[Gate]:
     from processors.gates.cooldown import Cooldown
     from processors.gates.hold import Hold
     from processors.gates.loop_guard import LoopGuard
+    from processors.gates.no_sink import NoSink
     from processors.gates.rate_limit import RateLimit
     from processors.gates.verify_pending import VerifyPending
 
     return [
+        NoSink(settings),  # before any state moves: an unsendable notify spends nothing
         VerifyPending(),
         Cooldown(),
         Budget(),

@@ -15,7 +15,7 @@ from tests.processors.support import at, cleared, commands, ev, gap, matcher, of
 
 ROOT = Path(__file__).resolve().parents[2]
 # actions that only hand work to a person or agent: they change nothing, so nothing to verify
-NO_CHANGE = {"escalate_to_coding_agent", "review_code"}
+NO_CHANGE = {"escalate_to_coding_agent", "review_code", "notify"}
 
 
 def shipped() -> Matcher:
