@@ -50,6 +50,7 @@ COMPONENT_ROLE = {"produce": "producer", "process": "processor", "processor": "p
                   "projector": "projector", "tail": "viewer", "dashboard": "viewer", "ping": "viewer",
                   "playbooks-test": "viewer", "replay": "viewer",
                   "operator": "operator", "kernel": "kernel",
+                  "console": "operator",  # the web console's approve/deny/hold actions
                   # grace up, grace events publish and snapshot commands, grace demo
                   "up": "admin", "cli": "admin", "demo": "admin"}
 
