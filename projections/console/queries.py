@@ -39,7 +39,7 @@ ver AS (
     SELECT command_id, arg_max(type, seq) AS type, max(seq) AS seq
     FROM decisions WHERE type IN ('verify_passed', 'verify_failed') GROUP BY command_id),
 rows AS (
-    SELECT d.*, f.type AS finding, f.seq AS finding_seq,
+    SELECT d.*,
            CASE d.type
              WHEN 'command_issued' THEN 'acted'
              WHEN 'decision_suppressed' THEN 'suppressed'
@@ -53,17 +53,22 @@ rows AS (
            a."by" AS decided_by, r.outcome AS result, r.duration_ms, r.reason AS result_reason,
            v.type AS verification
     FROM d
-    LEFT JOIN events f ON f.id = d.cause_id
     LEFT JOIN appr a ON a.command_id = d.command_id
     LEFT JOIN approvals q ON q.command_id = d.command_id AND q.type = 'approval_requested'
     LEFT JOIN res r ON r.command_id = d.command_id
-    LEFT JOIN ver v ON v.command_id = d.command_id)
-SELECT seq, time, host, type, playbook, target, command_id, action, reason, finding, finding_seq,
-       outcome, decided_by, result, duration_ms, result_reason, verification
-FROM rows
-WHERE ($host IS NULL OR host = $host) AND ($playbook IS NULL OR playbook = $playbook)
-  AND ($outcome IS NULL OR outcome = $outcome) AND ($before IS NULL OR seq < $before)
-ORDER BY seq DESC LIMIT $limit
+    LEFT JOIN ver v ON v.command_id = d.command_id),
+page AS (
+    SELECT * FROM rows
+    WHERE ($host IS NULL OR host = $host) AND ($playbook IS NULL OR playbook = $playbook)
+      AND ($outcome IS NULL OR outcome = $outcome) AND ($before IS NULL OR seq < $before)
+    ORDER BY seq DESC LIMIT $limit)
+-- the findings last: only the page's rows look their cause up in the whole log
+SELECT p.seq, p.time, p.host, p.type, p.playbook, p.target, p.command_id, p.action, p.reason,
+       f.type AS finding, f.seq AS finding_seq, p.outcome, p.decided_by, p.result, p.duration_ms,
+       p.result_reason, p.verification
+FROM page p LEFT JOIN (SELECT id, type, seq FROM events
+                       WHERE id IN (SELECT cause_id FROM page)) f ON f.id = p.cause_id
+ORDER BY p.seq DESC
 """
 INCIDENT_KEYS = ("seq", "time", "host", "decision", "playbook", "target", "command_id", "action",
                  "reason", "finding", "finding_seq", "outcome", "decided_by", "result",
