@@ -122,6 +122,7 @@ def test_an_approval_is_refused_without_the_token_and_acts_with_it(
 
     # with the token grace up created: approve from the page; the command is issued and runs
     token = (console_up.data_dir / "auth" / "operator.token").read_text().strip()
+    page.fill("#by", "erin")
     page.fill("#token", token)
     page.click("#tokenform button")
     expect(page.locator("#authnote")).to_contain_text("accepted")
@@ -135,7 +136,7 @@ def test_an_approval_is_refused_without_the_token_and_acts_with_it(
     row.click()
     issued = page.locator('#chain tr.chainevent[data-type="command_issued"]')
     expect(issued).to_have_count(1, timeout=WAIT_MS)
-    assert '"approved_by": "console"' in issued.inner_text().replace("\n", "")
+    assert '"approved_by": "erin"' in issued.inner_text().replace("\n", "")
     expect(page.locator('#chain tr.chainevent[data-type="approval_granted"]')).to_have_count(1)
     assert config.read_bytes() == original  # restored by the approved command
     # approving again is refused: the log says it was approved

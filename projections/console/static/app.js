@@ -49,7 +49,9 @@ async function checkAuth() {
 }
 
 async function act(path, body) {
-  const r = await fetch(path, { method: "POST", headers: headers(), body: JSON.stringify(body || {}) });
+  const by = localStorage.getItem("grace-by") || "";
+  const sent = Object.assign(by ? { by } : {}, body || {});
+  const r = await fetch(path, { method: "POST", headers: headers(), body: JSON.stringify(sent) });
   const out = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   say(r.ok ? `recorded ${out.type} (log sequence ${out.seq})` : `refused (${r.status}): ${out.error}`);
   if (r.ok) refresh();
@@ -180,6 +182,8 @@ $("#tokenform").addEventListener("submit", (ev) => {
   ev.preventDefault();
   state.token = $("#token").value.trim();
   localStorage.setItem("grace-token", state.token);
+  localStorage.setItem("grace-by", $("#by").value.trim());
   checkAuth().then(refresh);
 });
+$("#by").value = localStorage.getItem("grace-by") || "";
 checkAuth().then(refresh).then(live);
