@@ -15,65 +15,35 @@ from typing import Any
 
 import click
 
-from control.common import by_option, iso, left, log_state, operator_bus, operator_event, refuse, show, who
-from control.log_state import ApprovalRecord, LogState, read_state
-from grace import events
+from control.common import actor, by_option, iso, left, log_state, operator_bus, refuse, refused, show
+from control.log_state import ApprovalRecord, read_state
+from grace import events, operator_actions
 from grace.cliutil import Context, guarded, load_context, run, stage_options
 
 
 def decision_id(command_id: str) -> str:
     """The event id of the one decision (granted or denied) on `command_id`."""
-    return events.derive_id("approval_decision", command_id)
+    return operator_actions.decision_id(command_id)
 
 
-def _pending_ids(state: LogState, now: datetime) -> str:
-    return ", ".join(a.command_id for a in state.pending_approvals(now)) or "none"
-
-
-def _check_pending(state: LogState, command_id: str, now: datetime) -> ApprovalRecord:  # noqa: RET503 - refuse() never returns
-    """The pending request for `command_id`, or refuse saying what the log knows of it."""
-    rec = state.approvals.get(command_id)
-    if rec is None or rec.requested is None:
-        refuse(f"no approval is requested for command id {command_id!r}: the log has no "
-               f"approval_requested with that id. Pending approvals: {_pending_ids(state, now)} "
-               "(`grace approvals`).")
-    status = rec.state(now)
-    if status == "pending":
-        return rec
-    dec = rec.decision
-    what = f"command {command_id} ({rec.request.playbook}: {rec.request.action} {rec.request.target})"
-    if status == "approved" and dec is not None:
-        refuse(f"{what} was already approved by {dec.data.by} (via {dec.data.via}) at "  # type: ignore[attr-defined]
-               f"{iso(dec.time)}; it is issued once, with that id.")
-    if status == "denied" and dec is not None:
-        refuse(f"{what} was denied by {dec.data.by} (via {dec.data.via}) at {iso(dec.time)}: "  # type: ignore[attr-defined]
-               f"{dec.data.reason}. It will not be issued; a new match asks again.")  # type: ignore[attr-defined]
-    if dec is not None:
-        refuse(f"{what} expired at {iso(dec.time)} (approval_expired recorded) without a "
-               "decision. It will not be issued; a new match asks again.")
-    refuse(f"{what} expired at {iso(rec.request.expires_at)} (approve_within "
-           f"{rec.request.within_s:g}s) without a decision. It will not be issued; a new match "
-           "asks again.")
-
-
-def _decide(ctx: Context, command_id: str, make: Any, verb: str) -> None:
+def _decide(ctx: Context, command_id: str, by: str | None, deny_reason: str | None,
+            verb: str) -> None:
     async def go() -> None:
         bus = await operator_bus(ctx)
         try:
             state = await read_state(bus)
-            now = events.now()
-            rec = _check_pending(state, command_id, now)
-            ev = operator_event(bus, make(), time=now, id=decision_id(command_id),
-                                host=rec.requested.host)  # type: ignore[union-attr]
+            with refused():
+                ev, rec = operator_actions.decide(state, actor(bus, by, ctx), command_id,
+                                                  events.now(), deny_reason=deny_reason)
             ack = await bus.publish(ev)
             if ack.duplicate:
-                refuse(f"another decision on command {command_id} was recorded at the same "
-                       "moment; see `grace approvals` and the log.")
+                with refused():
+                    raise operator_actions.duplicate_decision(command_id)
         finally:
             await bus.close()
         r = rec.request
         click.echo(f"{verb} command {command_id} ({r.playbook}: {r.action} {r.target} on "
-                   f"{rec.requested.host}) by {ev.data.by}")  # type: ignore[union-attr, attr-defined]
+                   f"{ev.host}) by {ev.data.by}")  # type: ignore[attr-defined]
 
     run(go())
 
@@ -87,8 +57,7 @@ def approve(command_id: str, by: str | None, config_path: str | None, nats_url: 
             data_dir: str | None) -> None:
     """Approve pending command COMMAND_ID (see `grace approvals`): it is issued once."""
     ctx = load_context(config_path, nats_url, data_dir)
-    _decide(ctx, command_id, lambda: events.ApprovalGranted(command_id=command_id, by=who(by),
-                                                            via="cli"), "approved")
+    _decide(ctx, command_id, by, None, "approved")
 
 
 @click.command("deny")
@@ -103,8 +72,7 @@ def deny(command_id: str, reason: str, by: str | None, config_path: str | None,
     if not reason.strip():
         refuse("--reason is empty: say why the command must not run.")
     ctx = load_context(config_path, nats_url, data_dir)
-    _decide(ctx, command_id, lambda: events.ApprovalDenied(
-        command_id=command_id, by=who(by), via="cli", reason=reason.strip()), "denied")
+    _decide(ctx, command_id, by, reason, "denied")
 
 
 def _approval_dict(a: ApprovalRecord, now: datetime) -> dict[str, Any]:

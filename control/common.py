@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -15,6 +16,7 @@ from grace import events
 from grace.bus import Bus
 from grace.cliutil import Context, fail
 from grace.errors import ExitCode
+from grace.operator_actions import ActionRefused, Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +45,20 @@ def refuse(message: str) -> NoReturn:
     """Refuse the request (exit 2); nothing has been published."""
     end = "" if message.rstrip().endswith((".", ")")) else "."
     fail(f"{message.rstrip()}{end} Nothing was published.", ExitCode.ERROR)
+
+
+@contextlib.contextmanager
+def refused() -> Iterator[None]:
+    """Turn a refused operator action (grace.operator_actions) into `refuse`."""
+    try:
+        yield
+    except ActionRefused as exc:
+        refuse(str(exc))
+
+
+def actor(bus: Bus, by: str | None, ctx: Context) -> Actor:
+    """This CLI user, acting through `bus` on the config's host."""
+    return Actor(by=who(by), via="cli", host=ctx.cfg.host, source=bus.source)
 
 
 async def operator_bus(ctx: Context) -> Bus:

@@ -53,6 +53,7 @@ COMPONENT_ROLE = {"produce": "producer", "process": "processor", "processor": "p
                   # the HTTP intake: alerts are findings (producer); POST /events takes any
                   # known type, as `grace events publish` does (admin)
                   "intake": "producer", "ingest": "admin",
+                  "console": "operator",  # the web console's approve/deny/hold actions
                   # grace up, grace events publish and snapshot commands, grace demo
                   "up": "admin", "cli": "admin", "demo": "admin"}
 

@@ -1,5 +1,5 @@
-"""HTTP from the projector's live connection: /operator/dashboard, /metrics, /healthz, and
-the intake (POST /hooks/alertmanager, POST /events: projections.intake).
+"""HTTP from the projector's live connection: the console (/, /api/), /operator/dashboard,
+/metrics, /healthz, and the intake (POST /hooks/alertmanager, POST /events: projections.intake).
 
 Metrics come from a custom Prometheus collector that queries the projection
 at scrape time, so they can never disagree with the dashboard file.
@@ -8,7 +8,7 @@ at scrape time, so they can never disagree with the dashboard file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from grace import topology
 from grace.bus import Bus
 from grace.config import Config
-from projections import intake, queries
+from projections import console, intake, queries
 from projections.projector import Projector
 from projections.store import utcnow
 
@@ -99,7 +99,8 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - ":PORT" means every interface
 
 
-def make_app(cfg: Config, projector: Projector, bus: Bus | None) -> web.Application:
+def make_app(cfg: Config, projector: Projector, bus: Bus | None,
+             operator_bus: Callable[[], Awaitable[Bus]] | None = None) -> web.Application:
     collector = ProjectionCollector(projector.store.con)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
@@ -137,15 +138,17 @@ def make_app(cfg: Config, projector: Projector, bus: Bus | None) -> web.Applicat
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     intake.add_routes(app, cfg, bus)  # POST /hooks/alertmanager, POST /events
+    console.mount(app, cfg, projector, operator_bus)
     return app
 
 
-async def serve(cfg: Config, projector: Projector, bus: Bus | None) -> web.AppRunner | None:
+async def serve(cfg: Config, projector: Projector, bus: Bus | None,
+                operator_bus: Callable[[], Awaitable[Bus]] | None = None) -> web.AppRunner | None:
     """Listen on `http.listen` ('' turns HTTP off). A busy port is logged, not fatal."""
     if not cfg.http.listen:
         return None
     host, port = parse_listen(cfg.http.listen)
-    runner = web.AppRunner(make_app(cfg, projector, bus), access_log=None)
+    runner = web.AppRunner(make_app(cfg, projector, bus, operator_bus), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -155,5 +158,6 @@ async def serve(cfg: Config, projector: Projector, bus: Bus | None) -> web.AppRu
                   cfg.http.listen, exc)
         await runner.cleanup()
         return None
-    log.info("dashboard on http://%s:%d/operator/dashboard, metrics on /metrics", host, port)
+    log.info("console on http://%s:%d/, dashboard on /operator/dashboard, metrics on /metrics",
+             host, port)
     return runner

@@ -33,6 +33,8 @@ class Projector:
         self.lock = asyncio.Lock()
         self._inflight: asyncio.Task[None] | None = None
         self.write_error: str = ""
+        # called with the new applied sequence after each committed batch (the console's live feed)
+        self.on_applied: list[Callable[[int], None]] = []
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` (which uses the connection) in a thread, alone."""
@@ -58,6 +60,8 @@ class Projector:
                 await self.db(self.store.apply, rows, arrow)
                 self.applied_seq = rows.last_seq
                 self.write_error = ""
+                for listener in self.on_applied:
+                    listener(rows.last_seq)
                 return
             except duckdb.Error as exc:
                 if not self.retry:

@@ -86,7 +86,8 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
     consumer: PullConsumer[bytes] = PullConsumer(
         bus, topology.EVENTS, ensure, on_batch, decoder=bytes, stage="projector", ack="none",
         batch=5000, max_buffer=20000, start_seq=projector.applied_seq + 1)
-    http = await serve(ctx.cfg, projector, bus)
+    # the console's actions publish as the operator, on their own connection
+    http = await serve(ctx.cfg, projector, bus, lambda: ctx.bus("console"))
     tasks = [asyncio.create_task(consumer.run(), name="consume"),
              asyncio.create_task(publisher(projector, dest, float(ctx.cfg.projection.publish_every),
                                            stop), name="publish"),

@@ -294,6 +294,11 @@ def up(config_path: str | None, nats_url: str | None, data_dir: str | None, obse
     token, created = tokens.ensure_token(ctx.data_dir)
     click.echo(f"operator token {'written to' if created else 'in'} {token}: the console's actions "
                "and the HTTP intake ask for it (Authorization: Bearer)")
+    if ctx.cfg.http.listen:
+        host, _, port = ctx.cfg.http.listen.rpartition(":")
+        host = host.strip("[]")
+        click.echo(f"console: http://{host if host not in ('', '0.0.0.0', '::') else '127.0.0.1'}"  # noqa: S104 - compared, not bound
+                   f":{port}/")
     config_path = str(Path(config_path).resolve()) if config_path else None
     server: EmbeddedServer | None = None
     if ctx.nats_url is None:
