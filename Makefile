@@ -29,8 +29,7 @@ test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The e2e suite on nats-py's public JetStream API instead of Grace's fast path
-# (what `nats.fast_path: false` gives an operator). Not in .ci/run yet: the
-# integrator decides whether CI runs it on every change.
+# (what `nats.fast_path: false` gives an operator); .ci/run runs it after `make test`.
 test-public-path: $(STAMP)
 	GRACE_FAST_PATH=0 $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
