@@ -161,7 +161,14 @@ async def test_resource_pressure_memory_leak_within_three_intervals(
 
 def _burners() -> list[psutil.Process]:
     """The cpu-burn fault's processes (started by this test process)."""
-    return [p for p in psutil.Process().children() if "while time.time()<t" in " ".join(p.cmdline())]
+    found = []
+    for p in psutil.Process().children():
+        try:
+            if "while time.time()<t" in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:  # an earlier test's child that exited (a zombie) or is gone
+            continue
+    return found
 
 
 async def test_resource_pressure_cpu_burn_is_cpu_saturation_within_three_intervals(
