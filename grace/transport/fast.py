@@ -70,14 +70,19 @@ class FastTransport:
                             window: int = 2000) -> list[PubAck]:
         """Publish (subject, payload, msg id) triples with broker acks, `window` in flight."""
         blocks = [header_block({"Nats-Msg-Id": msg_id}) for _, _, msg_id in items]
+        if items:  # closed or draining: refused before anything is sent
+            check_payload(self.nc, items[0][0], b"", 0)
+        limit = self.nc.max_payload
         for (subject, payload, _), hdr in zip(items, blocks, strict=True):
-            check_payload(self.nc, subject, payload, len(hdr))
+            if len(payload) + len(hdr) > limit:
+                check_payload(self.nc, subject, payload, len(hdr))  # raises, naming it
         if not self._ack_prefix:
             self._ack_prefix = self.nc.new_inbox()
             await self.nc.subscribe_raw(self._ack_prefix + ".*.*", self._on_ack)
         out: list[PubAck] = []
         for start in range(0, len(items), window):
             part = items[start: start + window]
+            check_payload(self.nc, part[0][0], b"", 0)  # closed or draining: nothing more is sent
             self._window_no += 1
             no = self._window_no
             win = self._windows[no] = _Window(len(part))
@@ -85,7 +90,7 @@ class FastTransport:
             try:
                 for i, (subject, payload, _) in enumerate(part):
                     await self.nc.publish_raw(subject, payload, reply=f"{prefix}{i}",
-                                              headers=blocks[start + i])
+                                              headers=blocks[start + i], checked=True)
                 await asyncio.wait_for(asyncio.shield(win.done), timeout)
             except TimeoutError:
                 raise BusError(f"{win.left} of {len(part)} publishes got no broker ack within "

@@ -81,13 +81,15 @@ class FastClient(Client):
         handler(subject, reply, data, headers)
 
     async def publish_raw(self, subject: str, payload: bytes, *, reply: str = "",
-                          headers: bytes = b"") -> None:
+                          headers: bytes = b"", checked: bool = False) -> None:
         """Publish with a pre-built header block (`NATS/1.0\\r\\nName: value\\r\\n\\r\\n`).
 
         Checks what nats-py's `publish` checks, before anything is sent: a closed or
-        draining client, a full reconnect buffer, and the server's max_payload.
+        draining client, a full reconnect buffer, and the server's max_payload
+        (`checked`: the caller checked the batch this message belongs to just before).
         """
-        check_payload(self, subject, payload, len(headers))
+        if not checked:
+            check_payload(self, subject, payload, len(headers))
         if not self.is_connected and self._pending_data_size + len(payload) > self._max_pending_size:
             raise BusError(f"cannot publish to {subject}: disconnected from NATS and the reconnect "
                            "buffer is full; retry once reconnected")
