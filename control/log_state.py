@@ -20,7 +20,7 @@ __all__ = ["SUBJECTS", "ApprovalRecord", "HoldRecord", "LogState", "read_state"]
 
 async def read_state(bus: Bus) -> LogState:
     """Every hold and approval event of the log, up to its last sequence now."""
-    from processors.reader import read_subjects
+    from grace.logread import read_subjects
 
     state = LogState()
     info = await bus.js.stream_info(topology.EVENTS)

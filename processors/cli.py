@@ -117,7 +117,7 @@ async def _read_log(ctx: object, window: float) -> list[Event]:
 
     from grace import topology
     from grace.consume import Delivery
-    from processors.reader import read_subjects
+    from grace.logread import read_subjects
 
     bus = await ctx.bus("playbooks-test")  # type: ignore[attr-defined]
     try:

@@ -22,11 +22,11 @@ from grace.bus import Bus
 from grace.consume import Delivery, PullConsumer, read_range
 from grace.errors import EventError
 from grace.events import Event
+from grace.logread import read_subjects
 from processors.gates import Settings
 from processors.matcher import OPERATOR_TYPES, Matcher
 from processors.model import Playbook
 from processors.partition import Partition
-from processors.reader import read_subjects
 from processors.ticker import Ticker
 
 log = logging.getLogger(__name__)

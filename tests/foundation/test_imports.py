@@ -100,7 +100,6 @@ def test_the_core_imports_no_stage_no_bench_and_not_the_composition_root() -> No
 KNOWN_STAGE_CROSSINGS = {
     ("control.hold_cli", "processors.stage"),
     ("control.hold_cli", "processors.validate"),
-    ("control.log_state", "processors.reader"),
 }
 
 

@@ -1,6 +1,7 @@
 """Read a range of the log through several subject filters at once, in log order.
 
-The rebuild needs only the event types the playbooks react to and the
+The processor's rebuild and the operator commands' state (`control/`) read the
+log this way. The rebuild needs only the event types the playbooks react to and the
 decisions; one ephemeral consumer with `filter_subjects` delivers exactly those,
 still in stream order, so the matcher's state comes out as in the live run.
 """
