@@ -53,6 +53,15 @@ class PayloadTooLarge(BusError):
             "not sent. Make the event smaller, or raise max_payload in the nats-server config.")
 
 
+async def drain_or_close(nc: Client) -> None:
+    """Close a connection, draining what is in flight first when it can."""
+    if not nc.is_closed:
+        try:
+            await nc.drain()
+        except Exception:  # noqa: BLE001 - closing anyway
+            await nc.close()
+
+
 def check_payload(nc: Client, subject: str, payload: bytes, headers: int, what: str = "") -> None:
     """Refuse (before sending) what the server would refuse by dropping the connection."""
     if nc.is_closed:

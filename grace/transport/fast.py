@@ -33,6 +33,7 @@ from grace.transport.base import (
     RawHandler,
     RawMsg,
     check_payload,
+    drain_or_close,
     ensure_retrying,
     idle_heartbeat_for,
 )
@@ -140,11 +141,7 @@ class FastTransport:
                         position=position, stage=stage, batch=batch, expires=expires)
 
     async def close(self) -> None:
-        if not self.nc.is_closed:
-            try:
-                await self.nc.drain()
-            except Exception:  # noqa: BLE001 - closing anyway
-                await self.nc.close()
+        await drain_or_close(self.nc)
 
 
 class FastFeed:

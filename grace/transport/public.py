@@ -28,6 +28,7 @@ from grace.transport.base import (
     Raw,
     RawHandler,
     check_payload,
+    drain_or_close,
     ensure_retrying,
     idle_heartbeat_for,
 )
@@ -95,11 +96,7 @@ class PublicTransport:
                           position=position, stage=stage, batch=batch, expires=expires)
 
     async def close(self) -> None:
-        if not self.nc.is_closed:
-            try:
-                await self.nc.drain()
-            except Exception:  # noqa: BLE001 - closing anyway
-                await self.nc.close()
+        await drain_or_close(self.nc)
 
 
 class PublicFeed:
