@@ -8,7 +8,7 @@ import click
 
 from control.common import actor, by_option, iso, left, log_state, operator_bus, refused, show
 from control.log_state import HoldRecord, read_state
-from grace import events, operator_actions
+from grace import events, operator_actions, playbook_files
 from grace.cliutil import Context, guarded, load_context, run, stage_options
 from grace.durations import format_duration
 
@@ -19,10 +19,7 @@ def hold_group() -> None:
 
 
 def _playbook_names(ctx: Context) -> list[str]:
-    from processors import stage, validate
-
-    playbooks, _errors = validate.check_paths(list(stage.playbook_paths(ctx)))
-    return [p.name for p in playbooks]
+    return playbook_files.declared_names(list(playbook_files.playbook_paths(ctx.cfg)))
 
 
 @hold_group.command("add")

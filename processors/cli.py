@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from grace import playbook_files
 from grace.cliutil import fail, guarded, load_context, run, run_until_signal, stage_options
 from grace.durations import parse_duration
 from grace.errors import ExitCode, InvalidValue, ValidationErrors
@@ -61,7 +62,7 @@ def validate_cmd(paths: tuple[str, ...], config_path: str | None) -> None:
     missing = [str(p) for p in targets if not Path(p).exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}")
-    files = validate.playbook_files(targets)
+    files = playbook_files.playbook_files(targets)
     playbooks, errors = validate.check_paths(targets, sinks)
     for e in errors:
         click.echo(str(e), err=True)

@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from grace import playbook_files
 from grace.cliutil import Context
 from processors import partition as partition_mod
 from processors import validate
@@ -17,14 +18,12 @@ from processors.service import Processor
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
-SHIPPED = Path(__file__).resolve().parent.parent / "playbooks"
+SHIPPED = playbook_files.SHIPPED
 
 
 def playbook_paths(ctx: Context) -> list[Path]:
     """The config's `playbooks` paths; the shipped folder when the config names none."""
-    if ctx.cfg.playbooks:
-        return [ctx.cfg.path(p) for p in ctx.cfg.playbooks]
-    return [SHIPPED] if SHIPPED.is_dir() else []
+    return playbook_files.playbook_paths(ctx.cfg)
 
 
 def load_playbooks(ctx: Context) -> list[Playbook]:

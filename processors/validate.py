@@ -17,6 +17,7 @@ import msgspec
 from grace import events, yamlfile
 from grace.durations import format_duration
 from grace.errors import ConfigError, ValidationErrors
+from grace.playbook_files import playbook_files
 from processors import conditions, spec, templates
 from processors.model import ESCALATE, Action, Playbook
 
@@ -28,17 +29,6 @@ _NOT_MATCHABLE = frozenset(t for t, c in events.PAYLOAD_CLASSES.items()
 _MATCHABLE = sorted(set(events.PAYLOAD_CLASSES) - _NOT_MATCHABLE)
 _DECISIONS = frozenset(t for t, c in events.PAYLOAD_CLASSES.items() if c.CATEGORY == "decision")
 NOTIFY, DEFAULT_SINK = "notify", "default"
-
-
-def playbook_files(paths: list[str | Path]) -> list[Path]:
-    """Files named directly, plus *.yaml / *.yml inside folders (sorted)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml")))
-        else:
-            out.append(p)
-    return out
 
 
 def load_paths(paths: list[str | Path], sinks: list[str] | None = None) -> list[Playbook]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from grace import events, runlock, tokens, topology
+from grace import events, playbook_files, runlock, tokens, topology
 from grace.app import talk
 from grace.bus import Bus
 from grace.cliutil import Context, guarded, load_context, run_until_signal, stage_options
@@ -73,14 +73,14 @@ class Boot:
 def validate_playbooks(ctx: Context) -> str:
     """Phase 1's playbook check, exactly `grace playbooks validate`'s; raises ConfigError (exit 2)
     listing every file:line problem, before anything is started."""
-    from processors import stage, validate
+    from processors import validate
 
-    targets: list[str | Path] = list(stage.playbook_paths(ctx))
+    targets: list[str | Path] = list(playbook_files.playbook_paths(ctx.cfg))
     missing = [str(p) for p in targets if not Path(p).exists()]
     if missing:
         raise ConfigError(f"playbooks: no such file or folder: {', '.join(missing)}. Fix the "
                           "config's `playbooks` list")
-    files = validate.playbook_files(targets)
+    files = playbook_files.playbook_files(targets)
     playbooks, errors = validate.check_paths(targets)
     if errors:
         raise ConfigError("\n".join(str(e) for e in errors) + f"\n{len(errors)} error(s) in "

@@ -94,15 +94,6 @@ def test_the_core_imports_no_stage_no_bench_and_not_the_composition_root() -> No
                      "grace.app; move the code into grace/app/ or the stage:\n  " + "\n  ".join(bad))
 
 
-# Crossings that exist today, each to be removed when its code moves (issue #15): operator control
-# reads playbook names and the log through the processor's modules. The list must match exactly,
-# so a new crossing fails and a fixed one must be struck off here.
-KNOWN_STAGE_CROSSINGS = {
-    ("control.hold_cli", "processors.stage"),
-    ("control.hold_cli", "processors.validate"),
-}
-
-
 def stage_crossings() -> dict[tuple[str, str], Import]:
     bad = {}
     for stage in STAGES:
@@ -116,11 +107,8 @@ def stage_crossings() -> dict[tuple[str, str], Import]:
 
 def test_no_stage_imports_another_stage_bench_or_the_composition_root() -> None:
     bad = stage_crossings()
-    new = [str(bad[k]) for k in sorted(bad.keys() - KNOWN_STAGE_CROSSINGS)]
-    fixed = [f"{m} -> {t}" for m, t in sorted(KNOWN_STAGE_CROSSINGS - bad.keys())]
-    assert not new, ("stages talk only through NATS and share only the core (grace/):\n  "
-                     + "\n  ".join(new))
-    assert not fixed, "no longer found, strike off KNOWN_STAGE_CROSSINGS:\n  " + "\n  ".join(fixed)
+    assert not bad, ("stages talk only through NATS and share only the core (grace/):\n  "
+                     + "\n  ".join(str(bad[k]) for k in sorted(bad)))
 
 
 def core_graph() -> dict[str, set[str]]:
@@ -172,5 +160,5 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_the_walk_sees_lazy_and_relative_imports() -> None:
     # grace.app.up imports the playbook validator inside a function: the walk must see it
     targets = {i.target for i in imports_of("grace.app.up")}
-    assert "processors.validate" in targets and "processors.stage" in targets
+    assert "processors.validate" in targets
     assert len(core_modules()) > 20 and all(not is_within(m, APP) for m in core_modules())
