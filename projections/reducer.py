@@ -10,7 +10,6 @@ The only state carried between batches is the current state of each kernel.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,21 +18,7 @@ from typing import Any
 import msgspec
 
 from grace import events
-from projections.rows import (
-    ApprovalRow,
-    BootPhaseRow,
-    CheckRow,
-    ClearanceRow,
-    CommandRow,
-    DecisionRow,
-    EventRow,
-    HoldRow,
-    IssueRow,
-    KernelRow,
-    ResultRow,
-    Row,
-    SnapshotRow,
-)
+from projections.rows import KernelRow, Tables
 
 Item = tuple[int, str, bytes]  # stream sequence, NATS subject, raw message
 KernelKey = tuple[str, str, int]
@@ -49,22 +34,19 @@ _CATEGORY = {name: cls.CATEGORY for name, cls in events.PAYLOAD_CLASSES.items()}
 class Rows:
     """Rows of one batch, per table, plus the position they bring the projection to."""
 
-    tables: defaultdict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    tables: Tables = field(default_factory=Tables)
     last_seq: int = 0
     last_event_time: datetime | None = None
     events: int = 0  # events in the batch (each is an `events` row)
     unknown: int = 0  # of which with an unknown type or an invalid payload
 
-    def add(self, row: Row) -> None:
-        """Append `row` to its table."""
-        self.tables[row.TABLE].append(row)
-
     def pop_kernels(self) -> list[KernelRow]:
         """Take the batch's `kernels` rows out of `tables` (a replay keeps the latest of each)."""
-        return [r for r in self.tables.pop("kernels", ()) if isinstance(r, KernelRow)]
+        kernels, self.tables.kernels = self.tables.kernels, []
+        return kernels
 
     def count(self, table: str) -> int:
-        return len(self.tables.get(table, ()))
+        return len(self.tables[table])
 
     def position(self) -> Rows:
         """The batch without its rows: what `projection_state` needs."""
@@ -96,11 +78,8 @@ class Kernel:
     updated_at: datetime | None = None
 
     def row(self) -> KernelRow:
-        return KernelRow(host=self.host, kernel=self.kernel, instance=self.instance,
-                         state=self.state, pid=self.pid, critical=self.critical,
-                         exit_code=self.exit_code, restarts=self.restarts,
-                         last_type=self.last_type, last_seq=self.last_seq,
-                         updated_at=self.updated_at)
+        return (self.host, self.kernel, self.instance, self.state, self.pid, self.critical, self.exit_code,
+                self.restarts, self.last_type, self.last_seq, self.updated_at)
 
 
 Handler = Callable[["Reducer", Rows, int, events.Envelope, Any], None]
@@ -131,18 +110,15 @@ class Reducer:
     def reduce(self, items: Sequence[Item]) -> Rows:
         """Rows for `items` (in stream order)."""
         rows = Rows()
-        ev_rows: list[Row] = []
-        rows.tables["events"] = ev_rows
-        decode_env, add, types = _envelope.decode, ev_rows.append, _TYPES
+        decode_env, add, types = _envelope.decode, rows.tables.events.append, _TYPES
         time = None
         for seq, subject, raw in items:
             try:
                 env = decode_env(raw)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 rows.unknown += 1
-                add(EventRow(seq=seq, time=None, type=None, category=category_of_subject(subject),
-                             host=None, subject=None, source=None, id=None, data=None,
-                             error=f"not a CloudEvents envelope: {exc}"))
+                add((seq, None, None, category_of_subject(subject), None, None, None, None, None,
+                     f"not a CloudEvents envelope: {exc}"))
                 continue
             error = None
             known = types.get(env.type)
@@ -161,16 +137,15 @@ class Reducer:
             if error is not None:
                 rows.unknown += 1
             time = env.time
-            add(EventRow(seq=seq, time=time, type=env.type, category=category, host=env.host,
-                         subject=env.subject, source=env.source, id=env.id, data=bytes(env.data),
-                         error=error))
+            add((seq, time, env.type, category, env.host, env.subject, env.source, env.id, bytes(env.data),
+                 error))
         if time is not None:
             rows.last_event_time = time
         rows.events = len(items)
         if items:
             rows.last_seq = items[-1][0]
         if self._changed:
-            rows.tables["kernels"] = [self.kernels[k].row() for k in sorted(self._changed)]
+            rows.tables.kernels = [self.kernels[k].row() for k in sorted(self._changed)]
             self._changed.clear()
         return rows
 
@@ -205,103 +180,88 @@ def finding_key_json(d: events.Trigger) -> str:
 
 @handles(*events.PROBLEM_TYPES)
 def _issue(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.Trigger) -> None:
-    rows.add(IssueRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, trigger=d.trigger or d.TYPE,
-                      severity=d.severity, finding_key=finding_key_json(d),
-                      kernel=getattr(d, "kernel", None)))
+    rows.tables.issues.append((seq, env.time, env.host, d.TYPE, d.trigger or d.TYPE, d.severity,
+                               finding_key_json(d), getattr(d, "kernel", None)))
 
 
 @handles("condition_cleared")
 def _cleared(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
              d: events.ConditionCleared) -> None:
-    rows.add(ClearanceRow(seq=seq, time=env.time, host=env.host, condition=d.condition,
-                          finding_key=_json.encode(d.key).decode(), active_s=d.active_s))
+    rows.tables.clearances.append((seq, env.time, env.host, d.condition, _json.encode(d.key).decode(),
+                                   d.active_s))
 
 
 @handles("check_completed")
 def _check_completed(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
                      d: events.CheckCompleted) -> None:
-    rows.add(CheckRow(seq=seq, time=env.time, host=env.host, trigger=d.trigger, outcome=d.outcome,
-                      duration_ms=d.duration_ms, findings=d.findings, cycle=d.cycle,
-                      error=d.reason or None, timed_out=False,
-                      stats=_json.encode(d.stats).decode()))
+    rows.tables.checks.append((seq, env.time, env.host, d.trigger, d.outcome, d.duration_ms, d.findings,
+                               d.cycle, d.reason or None, False, _json.encode(d.stats).decode()))
 
 
 @handles("check_failed")
 def _check_failed(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
                   d: events.CheckFailed) -> None:
-    rows.add(CheckRow(seq=seq, time=env.time, host=env.host, trigger=d.trigger, outcome="failed",
-                      duration_ms=d.duration_ms, findings=0, cycle=d.cycle, error=d.error,
-                      timed_out=d.timed_out, stats="{}"))
+    rows.tables.checks.append((seq, env.time, env.host, d.trigger, "failed", d.duration_ms, 0, d.cycle,
+                               d.error, d.timed_out, "{}"))
 
 
 @handles("command_issued")
 def _command_issued(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
                     d: events.CommandIssued) -> None:
-    rows.add(DecisionRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, playbook=d.playbook,
-                         target=d.target, command_id=d.command_id, action=d.action,
-                         reason=d.reason, detail=d.route))
-    rows.add(CommandRow(seq=seq, time=env.time, host=env.host, command_id=d.command_id,
-                        playbook=d.playbook, action=d.action, target=d.target, route=d.route,
-                        reason=d.reason, params=_json.encode(d.params).decode()))
+    rows.tables.decisions.append((seq, env.time, env.host, d.TYPE, d.playbook, d.target, d.command_id,
+                                  d.action, d.reason, d.route))
+    rows.tables.commands.append((seq, env.time, env.host, d.command_id, d.playbook, d.action, d.target,
+                                 d.route, d.reason, _json.encode(d.params).decode()))
 
 
 @handles("decision_suppressed")
 def _suppressed(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
                 d: events.DecisionSuppressed) -> None:
-    rows.add(DecisionRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, playbook=d.playbook,
-                         target=d.target, command_id=None, action=None, reason=d.reason,
-                         detail=d.detail))
+    rows.tables.decisions.append((seq, env.time, env.host, d.TYPE, d.playbook, d.target, None, None, d.reason,
+                                  d.detail))
 
 
 @handles("verify_passed", "verify_failed")
 def _verify(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: Any) -> None:
     detail = getattr(d, "detail", "") or getattr(d, "escalation", None)
-    rows.add(DecisionRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, playbook=d.playbook,
-                         target=d.target, command_id=d.command_id, action=None, reason=None,
-                         detail=detail))
+    rows.tables.decisions.append((seq, env.time, env.host, d.TYPE, d.playbook, d.target, d.command_id, None,
+                                  None, detail))
 
 
 @handles("command_succeeded", "command_failed", "command_skipped")
 def _result(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.Result) -> None:
-    rows.add(ResultRow(seq=seq, time=env.time, host=env.host,
-                       outcome=d.TYPE.removeprefix("command_"), command_id=d.command_id,
-                       action=d.action, target=d.target, playbook=d.playbook,
-                       duration_ms=d.duration_ms, reason=getattr(d, "reason", None),
-                       details=_json.encode(d.details).decode()))
+    rows.tables.results.append((seq, env.time, env.host, d.TYPE.removeprefix("command_"), d.command_id,
+                                d.action, d.target, d.playbook, d.duration_ms, getattr(d, "reason", None),
+                                _json.encode(d.details).decode()))
 
 
 @handles("snapshot_policy")
 def _policy(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.SnapshotPolicy) -> None:
-    rows.add(SnapshotRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, path=d.dir,
-                         snapshot=None, kind=None, sha256=None, reason=None))
+    rows.tables.snapshots.append((seq, env.time, env.host, d.TYPE, d.dir, None, None, None, None))
 
 
 @handles("snapshot_taken", "snapshot_refused", "snapshot_pruned", "snapshot_accepted",
          "snapshot_restored")
 def _snapshot(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: Any) -> None:
-    rows.add(SnapshotRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, path=d.path,
-                         snapshot=getattr(d, "snapshot", None), kind=d.kind,
-                         sha256=getattr(d, "sha256", None), reason=getattr(d, "reason", None)))
+    rows.tables.snapshots.append((seq, env.time, env.host, d.TYPE, d.path, getattr(d, "snapshot", None),
+                                  d.kind, getattr(d, "sha256", None), getattr(d, "reason", None)))
 
 
 @handles("boot_phase")
 def _boot(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.BootPhase) -> None:
-    rows.add(BootPhaseRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, phase=d.phase,
-                          name=d.name, status=d.status, detail=d.detail))
+    rows.tables.boot_phases.append((seq, env.time, env.host, d.TYPE, d.phase, d.name, d.status, d.detail))
 
 
 @handles("system_stopped")
 def _stopped(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.SystemStopped) -> None:
-    rows.add(BootPhaseRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, phase=None,
-                          name="stopped", status="stopped", detail=d.reason))
+    rows.tables.boot_phases.append((seq, env.time, env.host, d.TYPE, None, "stopped", "stopped", d.reason))
 
 
 @handles("decision_observed")
 def _observed(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
               d: events.DecisionObserved) -> None:
-    rows.add(DecisionRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, playbook=d.playbook,
-                         target=d.target, command_id=d.command_id, action=d.action,
-                         reason=d.reason, detail=d.route))
+    rows.tables.decisions.append((seq, env.time, env.host, d.TYPE, d.playbook, d.target, d.command_id,
+                                  d.action, d.reason, d.route))
 
 
 # ---------------------------------------------------------------- operator control
@@ -309,50 +269,41 @@ def _observed(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
 
 @handles("hold_added")
 def _hold_added(r: Reducer, rows: Rows, seq: int, env: events.Envelope, d: events.HoldAdded) -> None:
-    rows.add(HoldRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, hold_id=d.hold_id,
-                     target=d.target, until=d.until, reason=d.reason, by=d.by, via=d.via,
-                     release_reason=None))
+    rows.tables.holds.append((seq, env.time, env.host, d.TYPE, d.hold_id, d.target, d.until, d.reason, d.by,
+                              d.via, None))
 
 
 @handles("hold_released")
 def _hold_released(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
                    d: events.HoldReleased) -> None:
-    rows.add(HoldRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, hold_id=d.hold_id,
-                     target=d.target, until=None, reason=None, by=d.by, via=d.via,
-                     release_reason=d.reason))
+    rows.tables.holds.append((seq, env.time, env.host, d.TYPE, d.hold_id, d.target, None, None, d.by, d.via,
+                              d.reason))
 
 
 @handles("approval_requested")
 def _approval_requested(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
                         d: events.ApprovalRequested) -> None:
-    rows.add(DecisionRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, playbook=d.playbook,
-                         target=d.target, command_id=d.command_id, action=d.action,
-                         reason=d.reason, detail=d.route))
-    rows.add(ApprovalRow(seq=seq, time=env.time, host=env.host, type=d.TYPE,
-                         command_id=d.command_id, playbook=d.playbook, action=d.action,
-                         target=d.target, by=None, via=None, reason=d.reason,
-                         expires_at=d.expires_at, params=_json.encode(d.params).decode()))
+    rows.tables.decisions.append((seq, env.time, env.host, d.TYPE, d.playbook, d.target, d.command_id,
+                                  d.action, d.reason, d.route))
+    rows.tables.approvals.append((seq, env.time, env.host, d.TYPE, d.command_id, d.playbook, d.action,
+                                  d.target, None, None, d.reason, d.expires_at,
+                                  _json.encode(d.params).decode()))
 
 
 @handles("approval_expired")
 def _approval_expired(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
                       d: events.ApprovalExpired) -> None:
-    rows.add(DecisionRow(seq=seq, time=env.time, host=env.host, type=d.TYPE, playbook=d.playbook,
-                         target=d.target, command_id=d.command_id, action=None, reason=None,
-                         detail=d.detail or d.escalation))
-    rows.add(ApprovalRow(seq=seq, time=env.time, host=env.host, type=d.TYPE,
-                         command_id=d.command_id, playbook=d.playbook, action=None,
-                         target=d.target, by=None, via=None, reason=d.detail or None,
-                         expires_at=None, params=None))
+    rows.tables.decisions.append((seq, env.time, env.host, d.TYPE, d.playbook, d.target, d.command_id, None,
+                                  None, d.detail or d.escalation))
+    rows.tables.approvals.append((seq, env.time, env.host, d.TYPE, d.command_id, d.playbook, None, d.target,
+                                  None, None, d.detail or None, None, None))
 
 
 @handles("approval_granted", "approval_denied")
 def _approval_decided(r: Reducer, rows: Rows, seq: int, env: events.Envelope,
                       d: events.ApprovalGranted | events.ApprovalDenied) -> None:
-    rows.add(ApprovalRow(seq=seq, time=env.time, host=env.host, type=d.TYPE,
-                         command_id=d.command_id, playbook=None, action=None, target=None,
-                         by=d.by, via=d.via, reason=getattr(d, "reason", None), expires_at=None,
-                         params=None))
+    rows.tables.approvals.append((seq, env.time, env.host, d.TYPE, d.command_id, None, None, None, d.by,
+                                  d.via, getattr(d, "reason", None), None, None))
 
 
 # ---------------------------------------------------------------- kernels (current state)

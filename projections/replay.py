@@ -163,7 +163,7 @@ class ChunkedWriter:
         """Reduce a batch; write when WRITE_EVERY events are waiting. Returns the last seq reduced."""
         rows = self.reducer.reduce(items)
         for k in rows.pop_kernels():
-            self.kernels[k.host, k.kernel, k.instance] = k  # one row each per statement
+            self.kernels[k[:3]] = k  # (host, kernel, instance): one row each per statement
         for table, data in arrow_tables(rows).items():  # needs the GIL: here, not in the thread
             self.parts.setdefault(table, []).append(data)
         position = self.position

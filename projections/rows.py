@@ -1,192 +1,227 @@
-"""One typed row per projection table, its fields the table's columns in schema order.
+"""One row type per projection table: a tuple whose items are the table's columns in order.
 
-The reducer builds rows by field name; `store.to_arrow` reads them back in field
-order, which a test holds equal to `schema.TABLES`. Rows are frozen msgspec
-Structs without GC tracking: they hold only numbers, text, bytes and times, and
-build by keyword as fast as a plain tuple does (a replay builds millions).
-JSON columns hold JSON text (the `events.data` column the raw bytes of the log).
+Each type names its columns (`Annotated[type, "column"]`), and a test holds names,
+order and types equal to `schema.TABLES`; mypy checks every row the reducer
+builds against its table's type (length and the type of each item). Rows are
+plain tuples because a replay builds millions: a tuple is built ~2x faster than
+a msgspec Struct, and `zip(*rows)` turns a batch into columns ~2x faster than
+reading each column by name (measured here). JSON columns hold JSON text (the
+`events.data` column the raw bytes of the log).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, Any
 
-import msgspec
+EventRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime | None, "time"],
+    Annotated[str | None, "type"],
+    Annotated[str, "category"],
+    Annotated[str | None, "host"],
+    Annotated[str | None, "subject"],
+    Annotated[str | None, "source"],
+    Annotated[str | None, "id"],
+    Annotated[bytes | None, "data"],
+    Annotated[str | None, "error"],
+]
+"""A row of `events`."""
 
+CheckRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "trigger"],
+    Annotated[str, "outcome"],
+    Annotated[float, "duration_ms"],
+    Annotated[int, "findings"],
+    Annotated[int, "cycle"],
+    Annotated[str | None, "error"],
+    Annotated[bool, "timed_out"],
+    Annotated[str, "stats"],
+]
+"""A row of `checks`."""
 
-class Row(msgspec.Struct, frozen=True, gc=False):
-    """A row of the table named TABLE."""
+IssueRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "type"],
+    Annotated[str, "trigger"],
+    Annotated[str, "severity"],
+    Annotated[str, "finding_key"],
+    Annotated[str | None, "kernel"],
+]
+"""A row of `issues`."""
 
-    TABLE: ClassVar[str]
+ClearanceRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "condition"],
+    Annotated[str, "finding_key"],
+    Annotated[float | None, "active_s"],
+]
+"""A row of `clearances`."""
 
+DecisionRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "type"],
+    Annotated[str, "playbook"],
+    Annotated[str, "target"],
+    Annotated[str | None, "command_id"],
+    Annotated[str | None, "action"],
+    Annotated[str | None, "reason"],
+    Annotated[str | None, "detail"],
+]
+"""A row of `decisions`."""
 
-class EventRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "events"
-    seq: int
-    time: datetime | None
-    type: str | None
-    category: str
-    host: str | None
-    subject: str | None
-    source: str | None
-    id: str | None
-    data: bytes | None
-    error: str | None
+CommandRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "command_id"],
+    Annotated[str, "playbook"],
+    Annotated[str, "action"],
+    Annotated[str, "target"],
+    Annotated[str, "route"],
+    Annotated[str, "reason"],
+    Annotated[str, "params"],
+]
+"""A row of `commands`."""
 
+ResultRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "outcome"],
+    Annotated[str, "command_id"],
+    Annotated[str, "action"],
+    Annotated[str, "target"],
+    Annotated[str, "playbook"],
+    Annotated[float, "duration_ms"],
+    Annotated[str | None, "reason"],
+    Annotated[str, "details"],
+]
+"""A row of `results`."""
 
-class CheckRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "checks"
-    seq: int
-    time: datetime
-    host: str
-    trigger: str
-    outcome: str
-    duration_ms: float
-    findings: int
-    cycle: int
-    error: str | None
-    timed_out: bool
-    stats: str
+SnapshotRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "type"],
+    Annotated[str, "path"],
+    Annotated[str | None, "snapshot"],
+    Annotated[str | None, "kind"],
+    Annotated[str | None, "sha256"],
+    Annotated[str | None, "reason"],
+]
+"""A row of `snapshots`."""
 
+BootPhaseRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "type"],
+    Annotated[int | None, "phase"],
+    Annotated[str, "name"],
+    Annotated[str, "status"],
+    Annotated[str, "detail"],
+]
+"""A row of `boot_phases`."""
 
-class IssueRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "issues"
-    seq: int
-    time: datetime
-    host: str
-    type: str
-    trigger: str
-    severity: str
-    finding_key: str
-    kernel: str | None
+HoldRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "type"],
+    Annotated[str, "hold_id"],
+    Annotated[str, "target"],
+    Annotated[datetime | None, "until"],
+    Annotated[str | None, "reason"],
+    Annotated[str, "by"],
+    Annotated[str, "via"],
+    Annotated[str | None, "release_reason"],
+]
+"""A row of `holds`."""
 
+ApprovalRow = tuple[
+    Annotated[int, "seq"],
+    Annotated[datetime, "time"],
+    Annotated[str, "host"],
+    Annotated[str, "type"],
+    Annotated[str, "command_id"],
+    Annotated[str | None, "playbook"],
+    Annotated[str | None, "action"],
+    Annotated[str | None, "target"],
+    Annotated[str | None, "by"],
+    Annotated[str | None, "via"],
+    Annotated[str | None, "reason"],
+    Annotated[datetime | None, "expires_at"],
+    Annotated[str | None, "params"],
+]
+"""A row of `approvals`."""
 
-class ClearanceRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "clearances"
-    seq: int
-    time: datetime
-    host: str
-    condition: str
-    finding_key: str
-    active_s: float | None
+KernelRow = tuple[
+    Annotated[str, "host"],
+    Annotated[str, "kernel"],
+    Annotated[int, "instance"],
+    Annotated[str, "state"],
+    Annotated[int | None, "pid"],
+    Annotated[bool, "critical"],
+    Annotated[int | None, "exit_code"],
+    Annotated[int, "restarts"],
+    Annotated[str, "last_type"],
+    Annotated[int, "last_seq"],
+    Annotated[datetime | None, "updated_at"],
+]
+"""A row of `kernels`."""
 
-
-class DecisionRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "decisions"
-    seq: int
-    time: datetime
-    host: str
-    type: str
-    playbook: str
-    target: str
-    command_id: str | None
-    action: str | None
-    reason: str | None
-    detail: str | None
-
-
-class CommandRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "commands"
-    seq: int
-    time: datetime
-    host: str
-    command_id: str
-    playbook: str
-    action: str
-    target: str
-    route: str
-    reason: str
-    params: str
-
-
-class ResultRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "results"
-    seq: int
-    time: datetime
-    host: str
-    outcome: str
-    command_id: str
-    action: str
-    target: str
-    playbook: str
-    duration_ms: float
-    reason: str | None
-    details: str
-
-
-class SnapshotRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "snapshots"
-    seq: int
-    time: datetime
-    host: str
-    type: str
-    path: str
-    snapshot: str | None
-    kind: str | None
-    sha256: str | None
-    reason: str | None
-
-
-class BootPhaseRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "boot_phases"
-    seq: int
-    time: datetime
-    host: str
-    type: str
-    phase: int | None
-    name: str
-    status: str
-    detail: str
-
-
-class HoldRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "holds"
-    seq: int
-    time: datetime
-    host: str
-    type: str
-    hold_id: str
-    target: str
-    until: datetime | None
-    reason: str | None
-    by: str
-    via: str
-    release_reason: str | None
-
-
-class ApprovalRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "approvals"
-    seq: int
-    time: datetime
-    host: str
-    type: str
-    command_id: str
-    playbook: str | None
-    action: str | None
-    target: str | None
-    by: str | None
-    via: str | None
-    reason: str | None
-    expires_at: datetime | None
-    params: str | None
-
-
-class KernelRow(Row, frozen=True, gc=False):
-    TABLE: ClassVar[str] = "kernels"
-    host: str
-    kernel: str
-    instance: int
-    state: str
-    pid: int | None
-    critical: bool
-    exit_code: int | None
-    restarts: int
-    last_type: str
-    last_seq: int
-    updated_at: datetime | None
+ROW_TYPES: dict[str, Any] = {
+    "events": EventRow, "checks": CheckRow, "issues": IssueRow, "clearances": ClearanceRow,
+    "decisions": DecisionRow, "commands": CommandRow, "results": ResultRow,
+    "snapshots": SnapshotRow, "boot_phases": BootPhaseRow, "holds": HoldRow,
+    "approvals": ApprovalRow, "kernels": KernelRow}
 
 
-ROW_TYPES: dict[str, type[Row]] = {cls.TABLE: cls for cls in (
-    EventRow, CheckRow, IssueRow, ClearanceRow, DecisionRow, CommandRow, ResultRow, SnapshotRow,
-    BootPhaseRow, HoldRow, ApprovalRow, KernelRow)}
+@dataclass(slots=True)
+class Tables:
+    """The rows of one batch: a typed list per table, named as the table."""
+
+    events: list[EventRow] = field(default_factory=list)
+    checks: list[CheckRow] = field(default_factory=list)
+    issues: list[IssueRow] = field(default_factory=list)
+    clearances: list[ClearanceRow] = field(default_factory=list)
+    decisions: list[DecisionRow] = field(default_factory=list)
+    commands: list[CommandRow] = field(default_factory=list)
+    results: list[ResultRow] = field(default_factory=list)
+    snapshots: list[SnapshotRow] = field(default_factory=list)
+    boot_phases: list[BootPhaseRow] = field(default_factory=list)
+    holds: list[HoldRow] = field(default_factory=list)
+    approvals: list[ApprovalRow] = field(default_factory=list)
+    kernels: list[KernelRow] = field(default_factory=list)
+
+    def __getitem__(self, table: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = getattr(self, table)
+        return rows
+
+    def items(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """(table, rows) of every table, in schema order."""
+        return [(name, getattr(self, name)) for name in TABLE_NAMES]
+
+
+TABLE_NAMES = tuple(f.name for f in fields(Tables))
+
+
+def named(table: str, row: tuple[Any, ...]) -> dict[str, Any]:
+    """`row` of `table` as {column: value} (for tests and debugging, not the hot path)."""
+    return dict(zip(column_names(ROW_TYPES[table]), row, strict=True))
+
+
+def column_names(row_type: Any) -> list[str]:
+    """The column names a row type declares, in order."""
+    return [a.__metadata__[0] for a in row_type.__args__]

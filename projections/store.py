@@ -17,7 +17,6 @@ import logging
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from grace.errors import GraceError
 from projections import schema
 from projections.reducer import Kernel, Rows
-from projections.rows import Row
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,6 @@ _ARROW = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
           "JSON": pa.json_(pa.string()),
           "TIMESTAMP": pa.timestamp("us")}
 _SCHEMAS = {name: pa.schema([(c, _ARROW[t]) for c, t in cols]) for name, cols in schema.TABLES.items()}
-_GETTERS = {name: [attrgetter(c) for c, _ in cols] for name, cols in schema.TABLES.items()}
 
 
 class ProjectionError(GraceError):
@@ -110,7 +107,7 @@ def _fit(value: Any, type_: pa.DataType) -> Any:
         return None
 
 
-def _column(table: str, name: str, values: list[Any], type_: pa.DataType) -> pa.Array:
+def _column(table: str, name: str, values: Sequence[Any], type_: pa.DataType) -> pa.Array:
     """One column; a value that does not fit its type (an integer beyond 64 bits, text that is
     not UTF-8) becomes NULL rather than stopping the projection on that batch forever."""
     try:
@@ -123,11 +120,12 @@ def _column(table: str, name: str, values: list[Any], type_: pa.DataType) -> pa.
         return pa.array(fitted, type_)
 
 
-def to_arrow(table: str, rows: Sequence[Row]) -> pa.Table:
-    """Rows of `table` as an Arrow table of the table's schema, each column read by its name."""
+def to_arrow(table: str, rows: list[tuple[Any, ...]]) -> pa.Table:
+    """Rows of `table` (projections.rows: its columns in order) as an Arrow table of its schema."""
     sch = _SCHEMAS[table]
-    return pa.Table.from_arrays([_column(table, f.name, list(map(get, rows)), f.type)
-                                 for get, f in zip(_GETTERS[table], sch, strict=True)], schema=sch)
+    return pa.Table.from_arrays([_column(table, f.name, c, f.type)
+                                 for c, f in zip(zip(*rows, strict=True), sch, strict=True)],
+                                schema=sch)
 
 
 def arrow_tables(rows: Rows) -> dict[str, pa.Table]:

@@ -9,7 +9,7 @@ from datetime import datetime
 from grace import events
 from projections import schema
 from projections.reducer import Reducer
-from projections.rows import ROW_TYPES, EventRow, IssueRow
+from projections.rows import ROW_TYPES, TABLE_NAMES, Tables, column_names, named
 from tests.projections import sample
 
 
@@ -28,19 +28,20 @@ def test_every_event_becomes_an_events_row_and_derived_rows_follow_their_type() 
     assert rows.count("commands") == 2
     assert rows.count("results") == 2
     assert rows.count("boot_phases") == 2
-    first = rows.tables["events"][0]
-    assert isinstance(first, EventRow) and first.data is not None
-    assert (first.seq, first.type, first.category, first.host) == (1, "boot_phase", "boot", "web-1")
-    assert json.loads(first.data) == {"phase": 1, "name": "preflight", "status": "started", "detail": "",
+    first = named("events", rows.tables.events[0])
+    assert (first["seq"], first["type"], first["category"], first["host"]) == (1, "boot_phase", "boot",
+                                                                               "web-1")
+    assert json.loads(first["data"]) == {"phase": 1, "name": "preflight", "status": "started", "detail": "",
                                      "blocks": False}
 
 
 def test_issue_rows_carry_trigger_name_and_finding_key() -> None:
     rows = Reducer().reduce(items(sample.encoded()))
-    backlog = next(r for r in rows.tables["issues"] if isinstance(r, IssueRow) and r.type == "queue_backlog")
-    assert isinstance(backlog, IssueRow) and backlog.trigger == "latency_queue"
-    assert json.loads(backlog.finding_key) == {"kernel": "worker"}
-    assert backlog.kernel == "worker"
+    issues = [named("issues", r) for r in rows.tables.issues]
+    backlog = next(r for r in issues if r["type"] == "queue_backlog")
+    assert backlog["trigger"] == "latency_queue"
+    assert json.loads(backlog["finding_key"]) == {"kernel": "worker"}
+    assert backlog["kernel"] == "worker"
 
 
 def test_kernel_state_is_carried_across_batches() -> None:
@@ -48,7 +49,8 @@ def test_kernel_state_is_carried_across_batches() -> None:
     r = Reducer()
     r.reduce(items(pairs[:12]))
     rows = r.reduce(items(pairs[12:], first=13))
-    states = {(row.kernel, row.instance): row.state for row in rows.pop_kernels()}
+    states = {(k["kernel"], k["instance"]): k["state"]
+              for k in (named("kernels", row) for row in rows.pop_kernels())}
     assert states == {("batch", 0): "failed", ("worker", 1): "suspended"}
     assert {(k.kernel, k.instance): k.state for k in r.kernels.values()} == {
         ("api", 0): "running", ("worker", 0): "running", ("worker", 1): "suspended",
@@ -61,8 +63,9 @@ def test_restart_counts_and_expected_exit_is_stopped_not_failed() -> None:
            events.KernelExited(kernel="api", pid=3, code=0, expected=True)]
     raws = [("s", events.encode(events.make_event(p, host="h", source="t"))) for p in evs]
     rows = Reducer().reduce(items(raws))
-    (k,) = rows.pop_kernels()
-    assert (k.state, k.pid, k.critical, k.exit_code, k.restarts) == ("stopped", 3, False, 0, 2)
+    (row,) = rows.pop_kernels()
+    k = named("kernels", row)
+    assert (k["state"], k["pid"], k["critical"], k["exit_code"], k["restarts"]) == ("stopped", 3, False, 0, 2)
 
 
 def test_unknown_type_bad_payload_and_garbage_are_kept_and_counted() -> None:
@@ -77,12 +80,12 @@ def test_unknown_type_bad_payload_and_garbage_are_kept_and_counted() -> None:
                              (3, "grace.events.kernel.kernel_started.h", bad),
                              (4, "grace.events.weird.x.h", garbage)])
     assert rows.unknown == 3
-    ev = {r.seq: r for r in rows.tables["events"] if isinstance(r, EventRow)}
-    assert ev[1].error is None
-    assert ev[2].type == "future_thing" and ev[2].category == "future"
-    assert "unknown event type" in (ev[2].error or "") and json.loads(ev[2].data or b"") == {"a": 1}
-    assert ev[3].type == "kernel_started" and "invalid data" in (ev[3].error or "")
-    assert ev[4].category == "weird" and ev[4].type is None and "envelope" in (ev[4].error or "")
+    ev = {r["seq"]: r for r in (named("events", row) for row in rows.tables.events)}
+    assert ev[1]["error"] is None
+    assert ev[2]["type"] == "future_thing" and ev[2]["category"] == "future"
+    assert "unknown event type" in ev[2]["error"] and json.loads(ev[2]["data"]) == {"a": 1}
+    assert ev[3]["type"] == "kernel_started" and "invalid data" in ev[3]["error"]
+    assert ev[4]["category"] == "weird" and ev[4]["type"] is None and "envelope" in ev[4]["error"]
     assert rows.count("kernels") == 0  # the invalid kernel_started changed no state
 
 
@@ -93,29 +96,43 @@ def test_a_kernel_left_stopped_by_a_hold_is_held_not_failed() -> None:
                              until=events.now(), by="ana", pid=1)]
     raws = [("s", events.encode(events.make_event(p, host="h", source="t"))) for p in evs]
     (k,) = Reducer().reduce(items(raws)).pop_kernels()
-    assert k.state == "held"
+    assert named("kernels", k)["state"] == "held"
 
 
 _PYTHON_TYPES = {"BIGINT": int, "INTEGER": int, "DOUBLE": float, "BOOLEAN": bool, "VARCHAR": str,
                  "TIMESTAMP": datetime, "JSON": (str, bytes)}
 
 
-def test_every_table_has_one_row_type_whose_fields_are_its_columns_in_order() -> None:
-    assert list(ROW_TYPES) == list(schema.TABLES)
+def test_every_table_has_one_row_type_whose_columns_are_its_columns_in_order() -> None:
+    assert list(ROW_TYPES) == list(schema.TABLES) == list(TABLE_NAMES)
     for table, cols in schema.TABLES.items():
         row = ROW_TYPES[table]
-        assert table == row.TABLE
-        assert row.__struct_fields__ == tuple(c for c, _ in cols), table
-        hints = typing.get_type_hints(row)
-        for column, duckdb_type in cols:
+        assert column_names(row) == [c for c, _ in cols], table
+        assert typing.get_type_hints(Tables, include_extras=True)[table] == list[row], table
+        for (column, duckdb_type), item in zip(cols, typing.get_args(row), strict=True):
+            hint = typing.get_args(item)[0]  # Annotated[hint, column]
             wanted = _PYTHON_TYPES[duckdb_type]
-            declared = {a for a in typing.get_args(hints[column]) if a is not type(None)} or {hints[column]}
+            declared = {a for a in typing.get_args(hint) if a is not type(None)} or {hint}
             allowed = set(wanted) if isinstance(wanted, tuple) else {wanted}
-            assert declared <= allowed, f"{table}.{column}: {hints[column]} for a {duckdb_type} column"
+            assert declared <= allowed, f"{table}.{column}: {hint} for a {duckdb_type} column"
 
 
-def test_every_row_the_reducer_builds_is_its_tables_row_type() -> None:
-    rows = Reducer().reduce(items(sample.encoded()))
-    assert rows.count("issues") and rows.count("kernels")
+def test_every_row_the_reducer_builds_fits_its_table_and_names_its_event() -> None:
+    pairs = sample.encoded()
+    rows = Reducer().reduce(items(pairs))
+    assert rows.count("issues") and rows.count("kernels") and rows.count("decisions")
+    sent = {i + 1: events.decode(raw) for i, (_, raw) in enumerate(pairs)}
     for table, built in rows.tables.items():
-        assert all(type(r) is ROW_TYPES[table] for r in built), table
+        for row in built:
+            r = named(table, row)  # raises when the row's length is not the table's
+            for column, value in r.items():
+                hint = typing.get_args(typing.get_args(ROW_TYPES[table])[
+                    column_names(ROW_TYPES[table]).index(column)])[0]
+                assert value is None or isinstance(value, typing.get_args(hint) or hint), (table, column)
+            if table in ("events", "kernels"):
+                continue
+            # a derived row says which event it came from: same time, host and (where kept) type
+            ev = sent[r["seq"]]
+            assert (r["time"], r["host"]) == (ev.time, ev.host), (table, r)
+            if "type" in r:
+                assert r["type"] == ev.type, (table, r)
