@@ -1,10 +1,12 @@
 """`grace agent`: what belongs on one host of a fleet, as one process tree.
 
-The actuator (kernels, this host's commands) and the producers (the triggers that
-watch the same files and kernels) run as child processes under Grace's watchdog
-(grace.stages), exactly as `grace up` runs them, and die with the agent
-(grace.parentdeath). The data dir's run lock (grace.runlock) is held by the whole
-tree, so a second agent or a `grace up` on the same data dir is refused. The
+Boot phases 3 and 4 (the pre-boot code diff; snapshots verified, a first one taken
+where none exists) run first, as in `grace up`. Then the actuator (kernels, this
+host's commands) and the producers (the triggers that watch the same files and
+kernels) run as child processes under Grace's watchdog (grace.stages), as `grace up`
+runs them, and die with the agent (grace.parentdeath). The data dir's run lock
+(grace.runlock) is held by the whole tree, so a second agent or a `grace up` on the
+same data dir is refused. The
 processor partitions and the projection run anywhere (`grace process --partition
 I/N`, `grace project`) against the same NATS cluster. The agent heartbeats as
 `agent` (`grace ping agent`) while the stages heartbeat under their own names.
@@ -20,9 +22,12 @@ from pathlib import Path
 
 import click
 
-from grace import events, runlock
+from grace import events, runlock, topology
+from grace.app import up
 from grace.bus import Bus
 from grace.cliutil import Context, fail, guarded, load_context, run_until_signal, stage_options
+from grace.errors import BootBlocked
+from grace.logwatch import LogWatcher, last_seq
 from grace.stages import StageProcess, Watchdog, stage_argv, stop_stages
 
 log = logging.getLogger(__name__)
@@ -44,7 +49,9 @@ async def run_agent(ctx: Context, config_path: str | None, stop: asyncio.Event) 
 
     dog = Watchdog(bus, stages, publish)
     beats: asyncio.Task[None] | None = None
+    steps: list[StageProcess] = []
     try:
+        await _boot_steps(ctx, config_path, bus, steps)
         for st in stages:
             st.start()
             click.echo(f"started {st.name} (pid {st.pid}, log {st.log_path})")
@@ -54,11 +61,36 @@ async def run_agent(ctx: Context, config_path: str | None, stop: asyncio.Event) 
             raise dog.failure
     finally:
         stop.set()
+        for step in steps:
+            await asyncio.to_thread(step.stop, 5.0)
         if beats is not None:
             await beats
         for name, code in await stop_stages(stages):
             click.echo(f"stopped {name} (exit {code})")
         await bus.close()
+
+
+async def _boot_steps(ctx: Context, config_path: str | None, bus: Bus,
+                      steps: list[StageProcess]) -> None:
+    """Boot phases 3 (pre-boot code diff) and 4 (snapshots verified, a first snapshot where
+    none exists) before any kernel starts, as `grace up` runs them; a blocking failure stops."""
+    watcher = LogWatcher(bus, await last_seq(bus) + 1, topology.event_filter(host=ctx.cfg.host)).start()
+    try:
+        for n, stage_name in up.BOOT_STEPS:
+            step, code, result = await up.boot_step(ctx, config_path, n, stage_name, watcher,
+                                                    watcher.wait, steps)
+            if result is None:
+                log.error("boot phase %d: `grace %s --boot-phase` published no result within %.0fs "
+                          "(exit %s); see %s. Going on.", n, stage_name, up.BOOT_STEP_TIMEOUT_S,
+                          code, step.log_path)
+                continue
+            click.echo(f"phase {n}/7 {up.PHASES[n - 1]:<20} "
+                       f"{'ok' if result.status == 'completed' else 'FAILED'}  {result.detail}")
+            if result.status == "failed" and result.blocks:
+                raise BootBlocked(f"{result.detail} (boot phase {n}, {up.PHASES[n - 1]}: no stage "
+                                  "started)")
+    finally:
+        await watcher.close()
 
 
 async def _heartbeats(bus: Bus, stop: asyncio.Event) -> None:
