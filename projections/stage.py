@@ -18,6 +18,7 @@ from grace import topology
 from grace.bus import Bus
 from grace.cliutil import Context
 from grace.consume import Delivery, PullConsumer
+from projections import archiver
 from projections.projector import Projector
 from projections.store import open_live
 
@@ -92,6 +93,10 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
              asyncio.create_task(publisher(projector, dest, float(ctx.cfg.projection.publish_every),
                                            stop), name="publish"),
              asyncio.create_task(_heartbeats(bus, stop), name="heartbeat")]
+    if ctx.cfg.archive.dir:
+        tasks.append(asyncio.create_task(
+            archiver.run(bus, ctx.cfg.path(ctx.cfg.archive.dir), ctx.cfg.archive, stop),
+            name="archive"))
     try:
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
