@@ -230,6 +230,8 @@ async def ensure_topology(js: JetStreamContext, replicas: int = 1,
         want = spec.config(replicas)
         if spec.name == EVENTS and events_max_age is not None:
             want.max_age = events_max_age
+            # the server refuses a duplicate window longer than max_age
+            want.duplicate_window = min(spec.duplicate_window, events_max_age)
         try:
             info = await js.stream_info(spec.name)
         except NotFoundError:
@@ -245,6 +247,7 @@ async def ensure_topology(js: JetStreamContext, replicas: int = 1,
                 and abs((info.config.max_age or 0) - events_max_age) > 1e-3:
             # retention only: deny_delete and deny_purge stay as they are (compared above)
             info.config.max_age = events_max_age
+            info.config.duplicate_window = want.duplicate_window
             await js.update_stream(info.config)
     for bucket in (INTENTS_BUCKET, STATE_BUCKET):
         try:
