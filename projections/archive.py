@@ -28,12 +28,13 @@ PREFIX = "events-"
 ROW_GROUP = 100_000
 READ_BATCH = 65_536
 
-# every envelope field, the data as JSON text, the stream's sequence, time and subject, and
-# the raw bytes as stored (a replay from the archive is byte-exact)
+# the stream's sequence, time and subject, every envelope field, the data as JSON text and the
+# raw bytes as stored (a replay from the archive is byte-exact); times are UTC without a zone,
+# as in the dashboard file
 SCHEMA = pa.schema([
-    ("seq", pa.int64()), ("stream_time", pa.timestamp("us", tz="UTC")),
+    ("seq", pa.int64()), ("stream_time", pa.timestamp("us")),
     ("stream_subject", pa.string()), ("specversion", pa.string()), ("id", pa.string()),
-    ("source", pa.string()), ("type", pa.string()), ("time", pa.timestamp("us", tz="UTC")),
+    ("source", pa.string()), ("type", pa.string()), ("time", pa.timestamp("us")),
     ("subject", pa.string()), ("host", pa.string()), ("data", pa.string()),
     ("raw", pa.binary()),
 ])
@@ -103,10 +104,11 @@ def _table(items: list[Item]) -> pa.Table:
     return pa.table({
         "seq": [it.seq for it in items],
         "stream_time": pa.array([it.stream_time_ns // 1000 for it in items], pa.int64()).cast(
-            pa.timestamp("us", tz="UTC")),
+            pa.timestamp("us")),
         "stream_subject": [it.subject for it in items],
         "specversion": col("specversion"), "id": col("id"), "source": col("source"),
-        "type": col("type"), "time": pa.array(col("time"), pa.timestamp("us", tz="UTC")),
+        "type": col("type"),
+        "time": pa.array(col("time"), pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us")),
         "subject": col("subject"), "host": col("host"),
         "data": [bytes(e.data).decode() if e is not None else None for e in envs],
         "raw": pa.array([it.raw for it in items], pa.binary()),
