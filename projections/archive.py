@@ -25,8 +25,8 @@ from grace.errors import GraceError
 from grace.events import Envelope
 
 PREFIX = "events-"
-ROW_GROUP = 100_000
-READ_BATCH = 65_536
+ROW_GROUP = 20_000  # rows a reader decompresses at a time: ~10 MB of raw events
+READ_BATCH = 10_000
 
 # the stream's sequence, time and subject, every envelope field, the data as JSON text and the
 # raw bytes as stored (a replay from the archive is byte-exact); times are UTC without a zone,
@@ -138,28 +138,68 @@ def _ts(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
+class SegmentWriter:
+    """One segment being written: each ROW_GROUP events go to a temp file as they come, so a
+    busy period never waits in memory; `close` makes it a segment, `abort` drops it."""
+
+    def __init__(self, folder: Path, first_seq: int, period_start_ns: int, period_end_ns: int
+                 ) -> None:
+        self.folder, self.period = folder, (period_start_ns, period_end_ns)
+        self.dest = folder / f"{segment_name(first_seq)}.parquet"
+        if self.dest.exists() or self.dest.with_suffix(".json").exists():
+            raise ArchiveError(f"segment {self.dest} exists already; a segment is never "
+                               "rewritten. The archive and the stream disagree: run `grace "
+                               "archive verify`")
+        self.tmp = self.dest.with_name(self.dest.name + ".tmp")
+        self.writer = pq.ParquetWriter(self.tmp, SCHEMA, compression="zstd")
+        self.pending: list[Item] = []
+        self.first: Item | None = None
+        self.last: Item | None = None
+        self.events = 0
+
+    def add(self, item: Item) -> bool:
+        """Take one event; True when a row group is ready for `write_pending`."""
+        self.pending.append(item)
+        return len(self.pending) >= ROW_GROUP
+
+    def write_pending(self) -> None:
+        if not self.pending:
+            return
+        rows, self.pending = self.pending, []
+        self.writer.write_table(_table(rows), row_group_size=ROW_GROUP)
+        self.first = self.first or rows[0]
+        self.last, self.events = rows[-1], self.events + len(rows)
+
+    def close(self) -> Manifest:
+        """Finish the file, fsync, rename it into place, then write its manifest."""
+        self.write_pending()
+        self.writer.close()
+        assert self.first is not None and self.last is not None, "a segment holds events"
+        with self.tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        m = Manifest(file=self.dest.name, events=self.events, first_seq=self.first.seq,
+                     last_seq=self.last.seq, first_time=_ts(self.first.stream_time_ns),
+                     last_time=_ts(self.last.stream_time_ns), period_start=_ts(self.period[0]),
+                     period_end=_ts(self.period[1]), bytes=self.tmp.stat().st_size,
+                     sha256=sha256_of(self.tmp))
+        os.replace(self.tmp, self.dest)
+        _fsync_dir(self.folder)
+        _write_manifest(self.folder, m)
+        return m
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def write_segment(folder: Path, items: list[Item], period_start_ns: int, period_end_ns: int
                   ) -> Manifest:
     """Write `items` (consecutive sequences, one period) as a new segment; never overwrite."""
-    name = segment_name(items[0].seq)
-    dest = folder / f"{name}.parquet"
-    if dest.exists() or (folder / f"{name}.json").exists():
-        raise ArchiveError(f"segment {dest} exists already; a segment is never rewritten. The "
-                           "archive and the stream disagree: run `grace archive verify`")
-    tmp = dest.with_name(dest.name + ".tmp")
-    with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as w:
-        for i in range(0, len(items), ROW_GROUP):
-            w.write_table(_table(items[i:i + ROW_GROUP]), row_group_size=ROW_GROUP)
-    with tmp.open("rb+") as f:
-        os.fsync(f.fileno())
-    m = Manifest(file=dest.name, events=len(items), first_seq=items[0].seq,
-                 last_seq=items[-1].seq, first_time=_ts(items[0].stream_time_ns),
-                 last_time=_ts(items[-1].stream_time_ns), period_start=_ts(period_start_ns),
-                 period_end=_ts(period_end_ns), bytes=tmp.stat().st_size, sha256=sha256_of(tmp))
-    os.replace(tmp, dest)
-    _fsync_dir(folder)
-    _write_manifest(folder, m)
-    return m
+    w = SegmentWriter(folder, items[0].seq, period_start_ns, period_end_ns)
+    for it in items:
+        if w.add(it):
+            w.write_pending()
+    return w.close()
 
 
 def complete_orphans(folder: Path, segment_ns: int) -> list[Manifest]:

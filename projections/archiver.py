@@ -2,8 +2,8 @@
 
 A segment is one `archive.segment` period of stream time; it is closed once its end is
 `archive.after` old. The archiver resumes after the last manifest (a crash loses at most the
-segment being written, which is written again from the stream: it was never renamed into
-place). It runs in the projection stage (`grace project`) or alone (`grace archive run`).
+segment being written, a temp file never renamed into place: it is written again from the
+stream). It runs in the projection stage (`grace project`) or alone (`grace archive run`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from grace.config import Archive
 from grace.consume import Delivery, PullConsumer
 from grace.transport.acks import stream_time_ns
 from projections import archive
-from projections.archive import ArchiveError, Item, Manifest
+from projections.archive import ArchiveError, Item, Manifest, SegmentWriter
 
 log = logging.getLogger(__name__)
-
-FLUSH_EVERY = 500_000  # events a segment holds at most (they wait in memory until written)
 
 
 def poll_interval(cfg: Archive) -> float:
@@ -53,34 +51,54 @@ async def archive_closed(bus: Bus, folder: Path, cfg: Archive, now: float | None
     t = time.time() if now is None else now
     cutoff = int((t - float(cfg.after)) * 1e9) // seg_ns * seg_ns  # periods ending by it are closed
     written: list[Manifest] = []
-    current: list[Item] = []
+    seg: SegmentWriter | None = None
     done = False
 
-    async def flush() -> None:
-        start = current[0].stream_time_ns // seg_ns * seg_ns
-        m = await asyncio.to_thread(archive.write_segment, folder, list(current), start,
-                                    start + seg_ns)
+    async def close() -> None:
+        nonlocal seg
+        assert seg is not None
+        m = await asyncio.to_thread(seg.close)
+        seg = None
         log.info("archive: wrote %s (sequences %d..%d, %d bytes)", m.file, m.first_seq,
                  m.last_seq, m.bytes)
         written.append(m)
-        current.clear()
+
+    failure: list[BaseException] = []
+    expect = next_seq
 
     async def on_batch(ds: list[Delivery[bytes]]) -> None:
+        # never raises: the consumer would retry or reject messages one by one, and a segment
+        # must hold every sequence; a failure ends the pass and is raised after it
         nonlocal done
+        try:
+            await take(ds)
+        except Exception as exc:  # noqa: BLE001 - re-raised once the consumer has stopped
+            failure.append(exc)
+            done = True
+            consumer.stop()
+
+    async def take(ds: list[Delivery[bytes]]) -> None:
+        nonlocal done, seg, expect
         for d in ds:
             if done:
                 return
+            if d.seq != expect:
+                raise ArchiveError(f"GRACE_EVENTS delivered sequence {d.seq} where {expect} was "
+                                   "due; the segment is not written. Check the stream with "
+                                   "`nats stream info GRACE_EVENTS`")
+            expect += 1
             ts = stream_time_ns(d.reply.encode())
             period = ts // seg_ns * seg_ns
             if period + seg_ns > cutoff:
                 done = True  # this period is still open: the pass ends here
                 consumer.stop()
                 return
-            if current and period != current[0].stream_time_ns // seg_ns * seg_ns:
-                await flush()
-            current.append(Item(d.seq, ts, d.subject, d.item))
-            if len(current) >= FLUSH_EVERY:
-                await flush()  # a busy period is written as several segments
+            if seg is not None and period != seg.period[0]:
+                await close()
+            if seg is None:
+                seg = SegmentWriter(folder, d.seq, period, period + seg_ns)
+            if seg.add(Item(d.seq, ts, d.subject, d.item)):
+                await asyncio.to_thread(seg.write_pending)
 
     async def ensure(seq: int) -> str:
         return await topology.ensure_consumer(bus.js, topology.EVENTS,
@@ -89,10 +107,16 @@ async def archive_closed(bus: Bus, folder: Path, cfg: Archive, now: float | None
     consumer: PullConsumer[bytes] = PullConsumer(
         bus, topology.EVENTS, ensure, on_batch, decoder=bytes, stage="archiver", ack="none",
         batch=5000, max_buffer=20000, start_seq=next_seq)
-    await consumer.run_until(last)
-    if current:
-        # its period ended by the cutoff: the stream gets no more events stamped within it
-        await flush()
+    try:
+        await consumer.run_until(last)
+        if failure:
+            raise failure[0]
+        if seg is not None:
+            # its period ended by the cutoff: the stream gets no more events stamped within it
+            await close()
+    finally:
+        if seg is not None:
+            seg.abort()
     return written
 
 

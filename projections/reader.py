@@ -24,9 +24,8 @@ import msgspec
 from grace import topology
 from grace.bus import connect
 from grace.consume import Delivery, PullConsumer, parse_ack_subject, stream_seq
+from grace.errors import GraceError
 from grace.transport.fastclient import read_in_chunks_of
-from projections import archive
-from projections.archive import ArchiveError
 
 PULL = 5_000
 AHEAD = 4 << 20  # bytes the reader may buffer ahead of the writer before it stops pulling
@@ -35,6 +34,10 @@ READ = 256 << 10  # bytes per socket read (nats-py's default is 32 KiB)
 _HEADER = struct.Struct(">I")
 _encoder = msgspec.msgpack.Encoder()
 _batch_decoder = msgspec.msgpack.Decoder(list[tuple[int, str, bytes]])
+
+
+class LogGapError(GraceError):
+    """Sequences the replay needs are neither in the archive nor in the stream."""
 
 
 def frame(obj: Any) -> bytes:
@@ -91,11 +94,14 @@ def decode_batch(body: bytes) -> list[tuple[int, str, bytes]]:
 
 async def _from_archive(folder: Path, start: int, until: int, out: asyncio.StreamWriter) -> int:
     """Write the archived events start..until as frames; return the next sequence to read."""
+    from projections import archive  # pyarrow: ~50 MB, only for replays that read an archive
+
     next_seq = start
     for rows in archive.read_batches(folder, start, until):
         if rows[0][0] != next_seq:
-            raise ArchiveError(f"the archive in {folder} jumps from sequence {next_seq - 1} to "
-                               f"{rows[0][0]}; run `grace archive verify`")
+            raise archive.ArchiveError(f"the archive in {folder} jumps from sequence "
+                                       f"{next_seq - 1} to {rows[0][0]}; run `grace archive "
+                                       "verify`")
         for i in range(0, len(rows), FRAME):
             out.write(frame(rows[i:i + FRAME]))
         next_seq = rows[-1][0] + 1
@@ -125,7 +131,7 @@ async def read(url: str, start: int, until: int | None, archive_dir: Path | None
         if first > start:
             where = (f"the archive in {archive_dir} ends at {start - 1}" if archive_dir is not None
                      else "no archive is configured (archive.dir)")
-            raise ArchiveError(
+            raise LogGapError(
                 f"sequences {start}..{first - 1} are gone: GRACE_EVENTS starts at {first} and "
                 f"{where}. Restore the missing archive segments from a backup (`grace archive "
                 "verify` lists them)")
@@ -162,6 +168,11 @@ def main(argv: list[str]) -> int:
     url, start = argv[0], int(argv[1])
     until = int(argv[2]) if len(argv) > 2 else None
     gc.set_threshold(200_000, 50, 100)  # allocation-heavy, few cycles: collect rarely
+    if archive_dir is not None:
+        import pyarrow as pa  # type: ignore[import-untyped]
+
+        # the default pool (mimalloc) keeps each freed batch around: RSS grew by 200 MB
+        pa.set_memory_pool(pa.system_memory_pool())
     read_in_chunks_of(READ)
     try:
         asyncio.run(read(url, start, until, archive_dir))
