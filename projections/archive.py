@@ -14,7 +14,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -134,8 +134,12 @@ def _write_manifest(folder: Path, m: Manifest) -> None:
     _fsync_dir(folder)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ts(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
+    """Unix ns as a UTC time, to the microsecond the Parquet file keeps (truncated, exact)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 class SegmentWriter:

@@ -50,18 +50,26 @@ def story_items() -> list[tuple[str, bytes, str]]:
     return [(s, raw, f"story-{i}") for i, (s, raw) in enumerate(sample.encoded())]
 
 
-def archive_now(url: str, cfg_path: Path, max_age: float | None = None) -> list[archive.Manifest]:
+def archive_now(url: str, cfg_path: Path) -> list[archive.Manifest]:
     """One archiver pass at a clock 10 s ahead (virtual time): every segment so far is closed."""
     cfg = config.load(cfg_path)
 
     async def go() -> list[archive.Manifest]:
-        b = await bus_mod.connect_and_ensure(url, host="test", source="grace/test/pytest",
-                                             events_max_age=max_age)
+        b = await bus_mod.connect_and_ensure(url, host="test", source="grace/test/pytest")
         try:
             return await archive_closed(b, cfg.path("archive"), cfg.archive, now=time.time() + 10)
         finally:
             await b.close()
     return asyncio.run(go())
+
+
+def apply_retention(url: str, cfg_path: Path) -> None:
+    """Start a process with the config's events.max_age, as every Grace process does."""
+    async def go() -> None:
+        b = await bus_mod.connect_and_ensure(url, host="test", source="grace/test/pytest",
+                                             events_max_age=config.load(cfg_path).events.max_age)
+        await b.close()
+    asyncio.run(go())
 
 
 def stream_state(url: str) -> tuple[int, int, float]:
@@ -105,9 +113,10 @@ def test_archived_segments_expired_from_the_stream_replay_to_the_same_dashboard(
     before = tmp_path / "before.duckdb"
     assert replay_into(url, before) == last  # the dashboard while the stream holds everything
 
-    written = archive_now(url, cfg_path, max_age=float(config.load(cfg_path).events.max_age or 0))
-    assert stream_state(url)[2] == pytest.approx(1.0)  # events.max_age applied to GRACE_EVENTS
+    written = archive_now(url, cfg_path)
     assert sum(m.events for m in written) == last and written[-1].last_seq == last
+    apply_retention(url, cfg_path)
+    assert stream_state(url)[2] == pytest.approx(1.0)  # events.max_age applied to GRACE_EVENTS
     deadline = time.monotonic() + 60
     while stream_state(url)[0] <= last:  # the server expires the archived events
         assert time.monotonic() < deadline, "GRACE_EVENTS kept its events past max_age"
@@ -189,9 +198,13 @@ def test_an_archiver_killed_at_random_moments_writes_each_segment_once(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         check_unchanged()
+    def runs() -> int:
+        return log.read_text().count("archiving GRACE_EVENTS into")
+
+    started = runs()
     proc = start()  # the last run archives every period that has closed meanwhile
     deadline = time.monotonic() + 60
-    while archive.last_seq(folder) < last:
+    while runs() == started or archive.last_seq(folder) < last:  # up (SIGTERM is handled), done
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
@@ -204,3 +217,22 @@ def test_an_archiver_killed_at_random_moments_writes_each_segment_once(
     wrote = [line.split("wrote ")[1].split()[0] for line in log.read_text().splitlines()
              if "archive: wrote" in line]
     assert len(wrote) == len(set(wrote))  # no segment written twice
+
+
+def test_a_crash_between_the_renames_keeps_the_segment_and_completes_its_manifest(
+        server: EmbeddedServer, tmp_path: Path) -> None:
+    url, cfg_path = server.url, write_config(tmp_path)
+    publish_sync(url, filler("a", 300))
+    (first,) = archive_now(url, cfg_path)
+    folder = tmp_path / "archive"
+    parquet = folder / first.file
+    inode = parquet.stat().st_ino
+    parquet.with_suffix(".json").unlink()  # killed after the Parquet rename, before the manifest
+    (folder / "events-000000000301.parquet.tmp").write_bytes(b"half a file")  # killed mid-write
+    time.sleep(0.25)  # the next events fall in a later period
+    last = publish_sync(url, filler("b", 300))
+    written = archive_now(url, cfg_path)
+    assert [m.first_seq for m in written] == [301] and written[0].last_seq == last
+    assert parquet.stat().st_ino == inode  # kept, not rewritten
+    assert archive.manifests(folder)[0] == first  # the completed manifest says what it said
+    assert archive.problems(folder) == [] and not list(folder.glob("*.tmp"))
