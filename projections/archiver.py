@@ -18,6 +18,7 @@ from grace import topology
 from grace.bus import Bus
 from grace.config import Archive
 from grace.consume import Delivery, PullConsumer
+from grace.durations import fmt
 from grace.transport.acks import stream_time_ns
 from projections import archive
 from projections.archive import ArchiveError, Item, Manifest, SegmentWriter
@@ -123,8 +124,8 @@ async def archive_closed(bus: Bus, folder: Path, cfg: Archive, now: float | None
 async def run(bus: Bus, folder: Path, cfg: Archive, stop: asyncio.Event) -> None:
     """Archive closed segments every poll interval until `stop` is set."""
     every = poll_interval(cfg)
-    log.info("archiving GRACE_EVENTS into %s (segments of %ss, closed %ss after their end)",
-             folder, cfg.segment, cfg.after)
+    log.info("archiving GRACE_EVENTS into %s (segments of %s, written %s after their end)",
+             folder, fmt(cfg.segment), fmt(cfg.after))
     while not stop.is_set():
         try:
             await archive_closed(bus, folder, cfg)
