@@ -56,16 +56,16 @@ def templates(host: str = "bench") -> list[tuple[str, bytes]]:
     return out
 
 
-async def fill_log(ctx: BenchContext, n: int) -> None:
-    """Publish n events (a mix of kinds, unique ids) with broker acks."""
+async def fill_log(ctx: BenchContext, n: int, first: int = 0) -> None:
+    """Publish n events (a mix of kinds, unique ids from number `first`) with broker acks."""
     b = await ctx.bus()
     tpl = templates()
     marker = _PLACEHOLDER.encode()
     try:
         chunk = 10_000
-        for start in range(0, n, chunk):
+        for start in range(first, first + n, chunk):
             items = []
-            for i in range(start, min(start + chunk, n)):
+            for i in range(start, min(start + chunk, first + n)):
                 subject, raw = tpl[i % len(tpl)]
                 new_id = f"{i:032x}"
                 items.append((subject, raw.replace(marker, new_id.encode(), 1), new_id))
@@ -95,12 +95,16 @@ def _high_water_mb(p: psutil.Process) -> float | None:
         return None
 
 
-def run_replay(url: str, dest: Path) -> tuple[float, float, float]:
-    """(seconds, peak RSS MB of the process tree, CPU seconds) of `grace replay --into dest`."""
+def run_replay(url: str, dest: Path, config: Path | None = None) -> tuple[float, float, float]:
+    """(seconds, peak RSS MB of the process tree, CPU seconds) of `grace replay --into dest`
+    (with `-c config` when given)."""
     exe = shutil.which("grace", path=str(Path(sys.executable).parent)) or "grace"
     cpu0 = _children_cpu()  # reaped children only: the running nats-server is not counted
     t0 = time.perf_counter()
-    proc = subprocess.Popen([exe, "replay", "--into", str(dest), "--nats", url],
+    args = [exe, "replay", "--into", str(dest), "--nats", url]
+    if config is not None:
+        args += ["-c", str(config)]
+    proc = subprocess.Popen(args,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = psutil.Process(proc.pid)
     peaks: dict[int, float] = {}

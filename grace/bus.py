@@ -228,7 +228,8 @@ async def connect(url: str, *, host: str, source: str, name: str = "grace",
 
 
 async def connect_and_ensure(url: str, *, host: str, source: str, replicas: int = 1,
-                             ensure_timeout: float = 30.0, **kw: Any) -> Bus:
+                             ensure_timeout: float = 30.0, events_max_age: float | None = None,
+                             **kw: Any) -> Bus:
     """Connect and make sure the streams and buckets exist.
 
     JetStream answers API requests only once it has recovered its store (and, in a
@@ -240,7 +241,7 @@ async def connect_and_ensure(url: str, *, host: str, source: str, replicas: int 
     try:
         while True:
             try:
-                await topology.ensure_topology(bus.js, replicas)
+                await topology.ensure_topology(bus.js, replicas, events_max_age)
                 return bus
             except (TimeoutError, nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError,
                     nats.errors.NoRespondersError) as exc:

@@ -84,7 +84,8 @@ class Context:
         return await connect_and_ensure(
             self.url(), host=self.cfg.host, source=f"grace/{self.cfg.host}/{component}",
             name=f"grace-{component}", replicas=self.cfg.nats.replicas, credentials=creds, tls=tls,
-            user=user, password=password, fast_path=self.cfg.nats.fast_path)
+            user=user, password=password, fast_path=self.cfg.nats.fast_path,
+            events_max_age=self.cfg.events.max_age)
 
 
 def load_context(config_path: str | None, nats_url: str | None = None,

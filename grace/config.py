@@ -16,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from grace import triggers_config, yamlfile
-from grace.durations import Duration, parse_duration
+from grace.durations import Duration, fmt, parse_duration
 from grace.errors import ConfigError, ValidationErrors
 from grace.triggers_config import Thresholds
 
@@ -131,6 +131,29 @@ class Projection(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True
     degraded_window: Duration = Duration(600)
 
 
+class Archive(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The log's Parquet archive (projections/archive.py); `dir` None: no archive."""
+
+    dir: str | None = None
+    segment: Duration = Duration(3600)  # the stream time one Parquet file covers
+    after: Duration = Duration(7 * 86400)  # a segment is written once its end is this old
+
+
+class Events(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """GRACE_EVENTS retention. max_age None: the stream keeps every event (no limit)."""
+
+    max_age: Duration | None = None
+
+
+def min_max_age(archive: Archive) -> float:
+    """The shortest events.max_age the archive allows: `after` + 2 x `segment`.
+
+    An event waits up to one segment for its segment to end, then `after` for it to be
+    written; one more segment is the margin for the archiver to write it.
+    """
+    return float(archive.after + 2 * archive.segment)
+
+
 class Holds(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     max: Duration = Duration(86400)  # the longest `grace hold add --for` accepted
 
@@ -200,6 +223,8 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     agent: Agent = Agent()
     projection: Projection = Projection()
     holds: Holds = Holds()
+    archive: Archive = Archive()
+    events: Events = Events()
     processor: ProcessorSettings = ProcessorSettings()
     safety: Safety = Safety()
     notify: list[NotifySink] = []  # sinks of the `notify` action; empty: notifications are off
@@ -301,7 +326,29 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
     if cfg.snapshots.keep < 1:
         err("snapshots.keep must be at least 1 (the last good copy is always kept)", "snapshots", "keep")
     _check_notify(cfg, err)
+    _check_retention(cfg, err)
     return errors
+
+
+def _check_retention(cfg: Config, err: Callable[..., None]) -> None:
+    a = cfg.archive
+    if a.segment <= 0:
+        err("archive.segment must be more than 0s", "archive", "segment")
+    if a.after < 0:
+        err("archive.after cannot be negative", "archive", "after")
+    max_age = cfg.events.max_age
+    if max_age is None:
+        return
+    if not a.dir:
+        err(f"events.max_age ({fmt(max_age)}) would expire events from GRACE_EVENTS for good: it "
+            "is allowed only with the archive on. Set archive.dir (events are written there "
+            "before they expire), or remove events.max_age to keep every event in the stream",
+            "events", "max_age")
+    elif max_age < min_max_age(a):
+        err(f"events.max_age ({fmt(max_age)}) is shorter than archive.after + 2 x archive.segment "
+            f"({fmt(min_max_age(a))}): events could expire before their segment is archived. Raise "
+            f"events.max_age to at least {fmt(min_max_age(a))} or lower archive.after",
+            "events", "max_age")
 
 
 _ABSENT = object()

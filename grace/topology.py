@@ -222,13 +222,20 @@ def _show(v: Any) -> str:
     return str(v.value) if hasattr(v, "value") else repr(v)
 
 
-async def ensure_topology(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create the streams and KV buckets when missing; never change an existing one.
+async def ensure_topology(js: JetStreamContext, replicas: int = 1,
+                          events_max_age: float | None = None) -> None:
+    """Create the streams and KV buckets when missing; never change an existing one, except
+    GRACE_EVENTS' max_age, set to `events_max_age` when given (config `events.max_age`, which
+    grace.config allows only with the archive on). None leaves an existing stream's as it is.
 
     Raises TopologyConflict naming the stream and each differing field.
     """
     for spec in STREAMS:
         want = spec.config(replicas)
+        if spec.name == EVENTS and events_max_age is not None:
+            want.max_age = events_max_age
+            # the server refuses a duplicate window longer than max_age
+            want.duplicate_window = min(spec.duplicate_window, events_max_age)
         try:
             info = await js.stream_info(spec.name)
         except NotFoundError:
@@ -240,6 +247,12 @@ async def ensure_topology(js: JetStreamContext, replicas: int = 1) -> None:
                 f"stream {spec.name} exists with an incompatible config: " + "; ".join(diffs)
                 + f". Grace never changes an existing stream: migrate it by hand (nats stream edit"
                 f" {spec.name}) or point Grace at another server/data dir.")
+        if spec.name == EVENTS and events_max_age is not None \
+                and abs((info.config.max_age or 0) - events_max_age) > 1e-3:
+            # retention only: deny_delete and deny_purge stay as they are (compared above)
+            info.config.max_age = events_max_age
+            info.config.duplicate_window = want.duplicate_window
+            await js.update_stream(info.config)
     for bucket in (INTENTS_BUCKET, STATE_BUCKET):
         try:
             await js.key_value(bucket)

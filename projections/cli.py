@@ -1,4 +1,4 @@
-"""CLI: `grace project`, `grace replay`, `grace dashboard`."""
+"""CLI: `grace project`, `grace replay`, `grace dashboard` (and `grace archive`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from grace.cliutil import (
     stage_options,
 )
 from grace.errors import GraceError
+from projections.archive_cli import archive_dir, archive_group
 
 
 @click.command()
@@ -70,7 +71,8 @@ def replay(into: str, force: bool, until_seq: int | None, config_path: str | Non
             bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}")
 
         try:
-            last = replay_into(url, dest, force=force, until_seq=until_seq, progress=progress)
+            last = replay_into(url, dest, force=force, until_seq=until_seq, progress=progress,
+                               archive=archive_dir(ctx.cfg))
         except GraceError as exc:
             bar.stop()
             fail(str(exc), exc.exit_code)
@@ -120,4 +122,5 @@ def dashboard(as_json: bool, file: str | None, at: str | None, config_path: str 
 def register(group: click.Group) -> None:
     for cmd in (project, replay, dashboard):
         group.add_command(cmd)
+    group.add_command(archive_group)
 

@@ -1,6 +1,8 @@
 """The replay's reader process: GRACE_EVENTS from a sequence, as framed batches on stdout.
 
-`python -m projections.reader URL START [UNTIL]`. Reading NATS (protocol
+`python -m projections.reader URL START [UNTIL] [--archive DIR]`. With an archive
+(projections.archive), the archived events come first, read from its Parquet files, then
+the stream from the next sequence: no gap and no overlap, checked by sequence. Reading NATS (protocol
 parsing, the pull loop) and reducing + writing DuckDB each need about one core
 at replay speed; two processes use both cores instead of sharing one GIL.
 Frames: 4-byte big-endian length, then msgpack. The first frame is
@@ -14,6 +16,7 @@ import gc
 import struct
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import msgspec
@@ -21,14 +24,20 @@ import msgspec
 from grace import topology
 from grace.bus import connect
 from grace.consume import Delivery, PullConsumer, parse_ack_subject, stream_seq
+from grace.errors import GraceError
 from grace.transport.fastclient import read_in_chunks_of
 
 PULL = 5_000
 AHEAD = 4 << 20  # bytes the reader may buffer ahead of the writer before it stops pulling
+FRAME = 10_000  # archived events per frame
 READ = 256 << 10  # bytes per socket read (nats-py's default is 32 KiB)
 _HEADER = struct.Struct(">I")
 _encoder = msgspec.msgpack.Encoder()
 _batch_decoder = msgspec.msgpack.Decoder(list[tuple[int, str, bytes]])
+
+
+class LogGapError(GraceError):
+    """Sequences the replay needs are neither in the archive nor in the stream."""
 
 
 def frame(obj: Any) -> bytes:
@@ -83,7 +92,24 @@ def decode_batch(body: bytes) -> list[tuple[int, str, bytes]]:
     return _batch_decoder.decode(body)
 
 
-async def read(url: str, start: int, until: int | None) -> None:
+async def _from_archive(folder: Path, start: int, until: int, out: asyncio.StreamWriter) -> int:
+    """Write the archived events start..until as frames; return the next sequence to read."""
+    from projections import archive  # pyarrow: ~50 MB, only for replays that read an archive
+
+    next_seq = start
+    for rows in archive.read_batches(folder, start, until):
+        if rows[0][0] != next_seq:
+            raise archive.ArchiveError(f"the archive in {folder} jumps from sequence "
+                                       f"{next_seq - 1} to {rows[0][0]}; run `grace archive "
+                                       "verify`")
+        for i in range(0, len(rows), FRAME):
+            out.write(frame(rows[i:i + FRAME]))
+        next_seq = rows[-1][0] + 1
+        await out.drain()
+    return next_seq
+
+
+async def read(url: str, start: int, until: int | None, archive_dir: Path | None = None) -> None:
     bus = await connect(url, host="replay", source="grace/replay/reader", name="grace-replay-reader")
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.connect_write_pipe(
@@ -97,6 +123,18 @@ async def read(url: str, start: int, until: int | None) -> None:
         out.write(frame({"until": until}))
         if until < start:
             return
+        if archive_dir is not None:
+            start = await _from_archive(archive_dir, start, until, out)
+            if until < start:
+                return
+        first = int(info.state.first_seq)
+        if first > start:
+            where = (f"the archive in {archive_dir} ends at {start - 1}" if archive_dir is not None
+                     else "no archive is configured (archive.dir)")
+            raise LogGapError(
+                f"sequences {start}..{first - 1} are gone: GRACE_EVENTS starts at {first} and "
+                f"{where}. Restore the missing archive segments from a backup (`grace archive "
+                "verify` lists them)")
 
         async def ensure(next_seq: int) -> str:
             # the whole stream, unfiltered: a filter (even one matching every subject) costs
@@ -123,12 +161,21 @@ async def _unused(_: list[Delivery[bytes]]) -> None:  # RangeConsumer writes fra
 
 
 def main(argv: list[str]) -> int:
+    archive_dir = None
+    if "--archive" in argv:
+        i = argv.index("--archive")
+        archive_dir, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2:]
     url, start = argv[0], int(argv[1])
     until = int(argv[2]) if len(argv) > 2 else None
     gc.set_threshold(200_000, 50, 100)  # allocation-heavy, few cycles: collect rarely
+    if archive_dir is not None:
+        import pyarrow as pa  # type: ignore[import-untyped]
+
+        # the default pool (mimalloc) keeps each freed batch around: RSS grew by 200 MB
+        pa.set_memory_pool(pa.system_memory_pool())
     read_in_chunks_of(READ)
     try:
-        asyncio.run(read(url, start, until))
+        asyncio.run(read(url, start, until, archive_dir))
     except BrokenPipeError:
         return 1  # the writer went away; it reports why
     except Exception as exc:  # noqa: BLE001 - the parent prints this for the operator

@@ -56,11 +56,12 @@ def prepare(dest: Path, force: bool) -> Path:
 
 
 def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | None = None,
-                progress: Progress | None = None, batch: int = BATCH) -> int:
+                progress: Progress | None = None, batch: int = BATCH,
+                archive: Path | None = None) -> int:
     """Build a projection of GRACE_EVENTS 1..until_seq (default: the last now) at `dest`.
 
-    A reader process (projections.reader) reads NATS; this one reduces and writes.
-    Returns the last sequence applied.
+    A reader process (projections.reader) reads the archive (when given) and NATS; this one
+    reduces and writes. Returns the last sequence applied.
     """
     work = prepare(dest, force)
     # pyarrow's default pool (mimalloc) keeps freed batches around: ~20 MB more peak RSS here
@@ -68,6 +69,8 @@ def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | N
     cmd = [sys.executable, "-m", "projections.reader", url, "1"]
     if until_seq is not None:
         cmd.append(str(until_seq))
+    if archive is not None:
+        cmd += ["--archive", str(archive)]
     writer = ChunkedWriter(Store.open(work, memory_limit=MEMORY_LIMIT))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _grow_pipe(proc.stdout)

@@ -18,6 +18,7 @@ from grace import topology
 from grace.bus import Bus
 from grace.cliutil import Context
 from grace.consume import Delivery, PullConsumer
+from projections import archiver
 from projections.projector import Projector
 from projections.store import open_live
 
@@ -74,6 +75,7 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
     dest = dashboard_path(data_dir)
     log.info("projecting GRACE_EVENTS from sequence %d into %s", projector.applied_seq + 1,
              store.path)
+    await _say_if_expired(bus, projector.applied_seq + 1)
 
     async def ensure(next_seq: int) -> str:
         start = max(next_seq, projector.reduced_seq + 1)
@@ -92,6 +94,10 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
              asyncio.create_task(publisher(projector, dest, float(ctx.cfg.projection.publish_every),
                                            stop), name="publish"),
              asyncio.create_task(_heartbeats(bus, stop), name="heartbeat")]
+    if ctx.cfg.archive.dir:
+        tasks.append(asyncio.create_task(
+            archiver.run(bus, ctx.cfg.path(ctx.cfg.archive.dir), ctx.cfg.archive, stop),
+            name="archive"))
     try:
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -113,6 +119,18 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
             await projector.close()
             await bus.close()
         log.info("projection stopped at sequence %d; %s published", projector.applied_seq, dest)
+
+
+async def _say_if_expired(bus: Bus, next_seq: int) -> None:
+    """Loudly, when events this projection never read have left the stream (events.max_age)."""
+    state = (await bus.js.stream_info(topology.EVENTS)).state
+    first, last = int(state.first_seq), int(state.last_seq)
+    if first > next_seq and last >= next_seq:
+        log.error("GRACE_EVENTS starts at sequence %d but this projection is at %d: sequences "
+                  "%d..%d expired before it read them (it was stopped for longer than "
+                  "events.max_age). Rebuild it with `grace replay --into FILE` (it reads the "
+                  "archive), then put FILE in place of %s", first, next_seq - 1, next_seq,
+                  first - 1, LIVE_FILE)
 
 
 async def _drain(bus: Bus, projector: Projector, timeout: float = DRAIN_S) -> None:

@@ -41,6 +41,12 @@ def stream_seq(reply: bytes) -> int:
     return int(t[5] if len(t) == 9 else t[7])
 
 
+def stream_time_ns(reply: bytes) -> int:
+    """When the server stored the message (Unix ns), from a JetStream ack subject."""
+    t = reply.split(b".")
+    return int(t[7] if len(t) == 9 else t[9])
+
+
 def seq_delivered_consumer(reply: bytes) -> tuple[int, int, bytes]:
     """(stream sequence, delivery count, consumer name): what the consume loop needs per message."""
     t = reply.split(b".")
