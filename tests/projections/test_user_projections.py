@@ -172,14 +172,16 @@ def test_a_new_version_rebuilds_the_projection_from_sequence_1(
     assert len(rows["restarts"]) == 30 and {t for _, t in rows["restarts"]} == {"kernel_restarted"}
 
 
+def _bad(name: str = "'p'", handles: str = "('kernel_restarted',)",
+         ddl: str = "CREATE TABLE t (x INT)") -> str:
+    return (f"PROJECTION = Projection(name={name}, version=1, handles={handles}, "
+            f"tables=[{ddl!r}], apply=lambda b: {{}})")
+
+
 @pytest.mark.parametrize(("body", "says"), [
-    ("PROJECTION = Projection(name='', version=1, handles=('kernel_restarted',), "
-     "tables=['CREATE TABLE t (x INT)'], apply=lambda b: {})", "name '' is missing"),
-    ("PROJECTION = Projection(name='p', version=1, handles=('kernel_restarted',), "
-     "tables=['CREATE TABLE t (x NOSUCHTYPE)'], apply=lambda b: {})", "table DDL failed"),
-    ("PROJECTION = Projection(name='p', version=1, handles=('kernel_rebooted',), "
-     "tables=['CREATE TABLE t (x INT)'], apply=lambda b: {})",
-     "unknown event type(s) kernel_rebooted"),
+    (_bad(name="''"), "name '' is missing"),
+    (_bad(ddl="CREATE TABLE t (x NOSUCHTYPE)"), "table DDL failed"),
+    (_bad(handles="('kernel_rebooted',)"), "unknown event type(s) kernel_rebooted"),
     ("X = 1", "defines no PROJECTION"),
 ])
 def test_a_bad_projection_file_is_refused_naming_the_file_and_the_fix(
