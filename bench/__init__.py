@@ -27,6 +27,7 @@ MODULES = (
     "bench.processor",
     "bench.actuator",
     "bench.replay",
+    "bench.projection",
     "bench.monitor",
     "bench.monitor_scale",
     "bench.durability",
