@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from grace.cliutil import Context
 from grace.consume import Delivery, PullConsumer
 from projections.user.api import Projection
 from projections.user.apply import Applier
+from projections.user.load import ProjectionFileError
 from projections.user.store import UserStore, VersionChanged
 
 log = logging.getLogger(__name__)
@@ -33,11 +35,18 @@ def live_path(dest: Path) -> Path:
 def open_live(proj: Projection, dest: Path) -> UserStore:
     """The live store: resumed, seeded from the published file, or rebuilt on a new version."""
     path = live_path(dest)
-    if not path.exists() and dest.exists():
-        shutil.copyfile(dest, path)  # a published file is a committed state with its position
+    seeded = not path.exists() and dest.exists()
+    if seeded:
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.copyfile(dest, tmp)  # a published file is a committed state with its position
+        os.replace(tmp, path)
         log.info("no live file: starting from a copy of %s", dest)
     try:
         return UserStore.open(path, proj)
+    except ProjectionFileError:
+        if seeded:
+            path.unlink(missing_ok=True)  # DB holds another projection: leave no copy of it
+        raise
     except VersionChanged as exc:
         log.warning("%s: rebuilding projection %r from sequence 1", exc, proj.name)
         for p in (path, path.with_name(path.name + ".wal")):

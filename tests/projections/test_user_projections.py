@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tests.projections.user_support import (
 )
 from tests.support import grace_cmd
 
-CHUNKS, PER_CHUNK = 6, 100  # 6 x 100 incidents x 5 events = 3,000 events
+CHUNKS, PER_CHUNK = 30, 20  # 30 x 20 incidents x 5 events = 3,000 events, published over ~5 s
 
 
 def _replay(url: str, projection: Path, into: Path) -> subprocess.CompletedProcess[str]:
@@ -52,19 +53,31 @@ def test_user_projections_kept_live_across_sigkills_equal_their_replay(
     def start_all() -> list[subprocess.Popen[bytes]]:
         return [start_project(url, tmp_path / p.stem, p, intos[p], log) for p in examples]
 
-    procs = start_all()
-    last = 0
-    try:
+    published: list[int] = []
+
+    def publish_steadily() -> None:  # the projections apply while they are killed
         for chunk in range(CHUNKS):
-            last = publish_sync(url, incidents(PER_CHUNK, chunk * PER_CHUNK))
-            time.sleep(rnd.uniform(0, 1.5))  # a random moment: starting, catching up or idle
+            published.append(publish_sync(url, incidents(PER_CHUNK, chunk * PER_CHUNK)))
+            time.sleep(0.15)
+
+    publisher = threading.Thread(target=publish_steadily)
+    procs = start_all()
+    publisher.start()
+    try:
+        kills = 0
+        while publisher.is_alive() or kills < 3:
+            time.sleep(rnd.uniform(0.3, 1.0))  # a random moment: starting, applying or idle
             for p in procs:
                 p.send_signal(signal.SIGKILL)
                 p.wait()
+            kills += 1
             procs = start_all()
+        publisher.join()
+        last = published[-1]
         for p in examples:
             _wait_position(intos[p], last, procs, log)
     finally:
+        publisher.join()
         for p in procs:
             p.terminate()
         codes = [p.wait(timeout=60) for p in procs]
