@@ -28,6 +28,7 @@ MODULES = (
     "bench.actuator",
     "bench.replay",
     "bench.archive",
+    "bench.projection",
     "bench.monitor",
     "bench.monitor_scale",
     "bench.durability",

@@ -21,15 +21,36 @@ from grace.cliutil import (
 from grace.errors import GraceError
 from projections.archive_cli import archive_dir, archive_group
 
+PROJECTION_HELP = ("A user projection (a .py file defining PROJECTION, a .sql file, or a module "
+                   "name) instead of the dashboard projection; see examples/projections/.")
+
 
 @click.command()
+@click.option("--projection", "projection", metavar="FILE", help=PROJECTION_HELP)
+@click.option("--into", "into", type=click.Path(dir_okay=False),
+              help="With --projection: the DuckDB file to publish it at (kept up to date).")
 @stage_options
 @guarded
-def project(config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
-    """Follow the log into <data_dir>/projection.duckdb; publish <data_dir>/dashboard.duckdb."""
-    from projections.stage import run_stage
+def project(projection: str | None, into: str | None, config_path: str | None,
+            nats_url: str | None, data_dir: str | None) -> None:
+    """Follow the log into <data_dir>/projection.duckdb; publish <data_dir>/dashboard.duckdb.
 
+    With --projection FILE --into DB: keep that user projection up to date in DB instead.
+    """
     ctx = load_context(config_path, nats_url, data_dir)
+    if projection is not None or into is not None:
+        from projections.user.live import run_live
+        from projections.user.load import load
+
+        if projection is None or into is None:
+            fail("--projection and --into go together: `grace project --projection FILE "
+                 "--into DB` keeps the user projection FILE up to date in DB.")
+            return
+        proj = load(projection)
+        dest = Path(into).resolve()
+        run_until_signal(lambda stop: run_live(ctx, proj, dest, stop))
+        return
+    from projections.stage import run_stage
 
     run_until_signal(lambda stop: run_stage(ctx, stop))
 
@@ -39,10 +60,11 @@ def project(config_path: str | None, nats_url: str | None, data_dir: str | None)
               help="The new DuckDB file to build.")
 @click.option("--force", is_flag=True, help="Replace --into if it exists.")
 @click.option("--until", "until_seq", type=int, help="Stop at this sequence (default: the last now).")
+@click.option("--projection", "projection", metavar="FILE", help=PROJECTION_HELP)
 @stage_options
 @guarded
-def replay(into: str, force: bool, until_seq: int | None, config_path: str | None,
-           nats_url: str | None, data_dir: str | None) -> None:
+def replay(into: str, force: bool, until_seq: int | None, projection: str | None,
+           config_path: str | None, nats_url: str | None, data_dir: str | None) -> None:
     """Rebuild a projection from sequence 1 of the log into a new file."""
     from rich.progress import (
         BarColumn,
@@ -55,8 +77,11 @@ def replay(into: str, force: bool, until_seq: int | None, config_path: str | Non
     )
 
     from projections.replay import replay_into
+    from projections.user.load import load
+    from projections.user.replay import replay_projection
 
     ctx = load_context(config_path, nats_url, data_dir)
+    proj = load(projection) if projection is not None else None
     url = ctx.url()
     dest = Path(into).resolve()
     started = time.perf_counter()
@@ -71,8 +96,12 @@ def replay(into: str, force: bool, until_seq: int | None, config_path: str | Non
             bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}")
 
         try:
-            last = replay_into(url, dest, force=force, until_seq=until_seq, progress=progress,
-                               archive=archive_dir(ctx.cfg))
+            if proj is None:
+                last = replay_into(url, dest, force=force, until_seq=until_seq, progress=progress,
+                                   archive=archive_dir(ctx.cfg))
+            else:
+                last, _ = replay_projection(url, proj, dest, force=force, until_seq=until_seq,
+                                            progress=progress, archive=archive_dir(ctx.cfg))
         except GraceError as exc:
             bar.stop()
             fail(str(exc), exc.exit_code)

@@ -55,6 +55,17 @@ def prepare(dest: Path, force: bool) -> Path:
     return work
 
 
+def reader_command(url: str, until_seq: int | None, archive: Path | None,
+                   start: int = 1) -> list[str]:
+    """The log reader process: the archive (when given), then GRACE_EVENTS, start..until_seq."""
+    cmd = [sys.executable, "-m", "projections.reader", url, str(start)]
+    if until_seq is not None:
+        cmd.append(str(until_seq))
+    if archive is not None:
+        cmd += ["--archive", str(archive)]
+    return cmd
+
+
 def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | None = None,
                 progress: Progress | None = None, batch: int = BATCH,
                 archive: Path | None = None) -> int:
@@ -66,11 +77,7 @@ def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | N
     work = prepare(dest, force)
     # pyarrow's default pool (mimalloc) keeps freed batches around: ~20 MB more peak RSS here
     pa.set_memory_pool(pa.system_memory_pool())
-    cmd = [sys.executable, "-m", "projections.reader", url, "1"]
-    if until_seq is not None:
-        cmd.append(str(until_seq))
-    if archive is not None:
-        cmd += ["--archive", str(archive)]
+    cmd = reader_command(url, until_seq, archive)
     writer = ChunkedWriter(Store.open(work, memory_limit=MEMORY_LIMIT))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _grow_pipe(proc.stdout)
