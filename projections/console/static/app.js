@@ -133,10 +133,12 @@ async function refresh() {
         get("/api/playbooks"), get("/api/snapshots")]);
       renderOverview(o);
       renderIncidents(inc);
-      table($("#playbookrows"), ["playbook", "target", "fired", "observed", "suppressed (by reason)", "verify failed", "verify passed", "last fired"],
+      table($("#playbookrows"), ["playbook", "target", "fired", "observed", "suppressed (by reason)", "verify failed", "verify passed", "last fired", "budget left", "cooldown until"],
         pb.items.map((p) => `<tr>${cell(p.playbook)}${cell(p.target)}${cell(p.fired)}${cell(p.observed)}` +
           `${cell(`${p.suppressed} ${Object.entries(p.suppressed_by_reason).map(([k, v]) => `${k} ${v}`).join(", ")}`)}` +
-          `${cell(p.verify_failed)}${cell(p.verify_passed)}${cell(p.last_fired)}</tr>`), "no playbook has matched yet");
+          `${cell(p.verify_failed)}${cell(p.verify_passed)}${cell(p.last_fired)}` +
+          `${cell(p.budget_max === null ? "—" : `${p.budget_left} of ${p.budget_max} per ${p.budget_per_s} s`)}` +
+          `${cell(p.cooldown_until === null ? (p.cooldown_s === null ? "—" : "ready") : p.cooldown_until)}</tr>`), "no playbook has matched yet");
       table($("#snapshotrows"), ["file", "kind", "last good", "age s", "snapshot", "taken", "pruned", "restores", "last restore"],
         sn.items.map((s) => `<tr>${cell(s.path)}${cell(s.kind)}${cell(s.last_good)}${cell(s.age_s)}${cell(s.last_snapshot)}` +
           `${cell(s.taken)}${cell(s.pruned)}${cell(s.restores)}${cell(s.last_restore)}</tr>`), "no snapshots yet");
