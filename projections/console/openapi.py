@@ -38,7 +38,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                       extra=True),
     "Kernel": _obj({"host": STR, "kernel": STR, "instance": INT, "state": STR, "pid": NINT,
                     "critical": _s("boolean", True), "exit_code": NINT, "restarts": NINT,
-                    "last_type": NSTR, "updated_at": TIME}),
+                    "last_type": NSTR, "updated_at": TIME, "rss_mb": NNUM, "rss_at": TIME}),
     "Stage": _obj({"source": STR, "host": STR, "component": STR, "last_event": TIME,
                    "age_s": NNUM, "events": INT, "last_trouble": NSTR, "last_trouble_at": TIME}),
     "Task": _obj({"task_id": STR, "command_id": NSTR, "action": NSTR, "target": NSTR,

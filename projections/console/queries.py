@@ -148,9 +148,20 @@ SELECT host, path, arg_max(kind, seq) AS kind,
 FROM s GROUP BY host, path ORDER BY host, path
 """
 
+# RSS per instance: the newest resource_pressure run of the kernel's host samples every
+# instance it can see, as stats `rss_mb.<kernel>` (instance 0) and `rss_mb.<kernel>.<i>`; an
+# instance absent from that run (no pid, gone) has no RSS: unknown, never an older figure.
 KERNELS = """
-SELECT host, kernel, instance, state, pid, critical, exit_code, restarts, last_type, updated_at
-FROM kernels ORDER BY host, kernel, instance
+WITH rss AS (
+    SELECT host, arg_max(stats, seq) AS stats, max(time) AS at FROM checks
+    WHERE trigger = 'resource_pressure' AND outcome IN ('ok', 'findings') GROUP BY host)
+SELECT k.host, k.kernel, k.instance, k.state, k.pid, k.critical, k.exit_code, k.restarts,
+       k.last_type, k.updated_at,
+       CAST(json_extract(r.stats, '$."rss_mb.' || k.kernel ||
+            CASE WHEN k.instance = 0 THEN '' ELSE '.' || k.instance END || '"') AS DOUBLE),
+       r.at
+FROM kernels k LEFT JOIN rss r ON r.host = k.host
+ORDER BY k.host, k.kernel, k.instance
 """
 
 # A stage is alive as far as the log shows while it keeps writing: the newest event of each
@@ -247,9 +258,17 @@ def snapshots(con: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, A
 
 
 def kernels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per kernel instance: its state from the log, and its RSS as the newest resource check
+    of its host measured it (`rss_mb` null: not measured)."""
     keys = ("host", "kernel", "instance", "state", "pid", "critical", "exit_code", "restarts",
-            "last_type", "updated_at")
-    return [_row(keys, r) for r in con.execute(KERNELS).fetchall()]
+            "last_type", "updated_at", "rss_mb", "rss_at")
+    out = []
+    for r in con.execute(KERNELS).fetchall():
+        item = _row(keys, r)
+        if item["rss_mb"] is None:
+            item["rss_at"] = None
+        out.append(item)
+    return out
 
 
 def stages(con: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, Any]]:

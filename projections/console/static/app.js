@@ -77,7 +77,8 @@ function renderOverview(o) {
   table($("#stages"), ["writer", "last event", "age s", "trouble"], o.stages.map((s) =>
     `<tr>${cell(s.component)}${cell(s.last_event)}${cell(s.age_s)}${cell(s.last_trouble)}</tr>`), "no events yet");
   table($("#kernels"), ["kernel", "#", "state", "pid", "restarts", "RSS"], o.kernels.map((k) =>
-    `<tr>${cell(k.kernel)}${cell(k.instance)}${cell(k.state)}${cell(k.pid)}${cell(k.restarts)}<td>–</td></tr>`), "no kernels");
+    `<tr>${cell(k.kernel)}${cell(k.instance)}${cell(k.state)}${cell(k.pid)}${cell(k.restarts)}` +
+    `${cell(k.rss_mb === null ? "unknown" : `${k.rss_mb} MB`)}</tr>`), "no kernels");
   table($("#approvals"), ["command", "playbook", "action", "target", "expires in s", "why", ""],
     d.approvals.items.map((a) => `<tr data-command-id="${esc(a.command_id)}">${cell(a.command_id)}${cell(a.playbook)}${cell(a.action)}` +
       `${cell(a.target)}${cell(a.expires_in_s)}${cell(a.reason)}<td>` +
