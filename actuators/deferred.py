@@ -4,9 +4,9 @@ with backoff) run beside the host's other commands, never in front of them.
 The command's intent is recorded first (Executor.prepare: planned, stored in the KV bucket),
 then the delivery may be acked: from that point the intent alone carries the command, as
 after a crash (Executor.resume_open finishes it on the next start). Delivery is then carried
-out in a task of its own, with the same at-most-once notes and the same one result; a bus
-outage while it finishes is retried from the intent, which never posts twice once a 2xx is
-noted.
+out in a task of its own, with the same at-most-once notes and the same one result; an error
+while it finishes (a bus outage) is logged and retried from the intent, which never posts
+twice once a 2xx is noted.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import logging
 
 from actuators.executor import Executor, Started
 from grace import events
-from grace.errors import BusError
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +48,22 @@ class Deferred:
         task.add_done_callback(self.tasks.discard)
 
     async def _run(self, started: Started) -> None:
-        delay = 0.2
+        ev, delay = started.ev, 0.2
         try:
             await self.executor.carry_out(started)
             return
-        except (TimeoutError, BusError, ConnectionError) as exc:
-            log.warning("actuator: %s %s paused by a bus error (%r); resuming from its intent",
-                        started.ev.type, started.ev.id, exc)
+        except Exception as exc:  # noqa: BLE001 - the intent keeps it: resume, say so
+            log.warning("actuator: %s %s interrupted (%r); resuming from its intent", ev.type,
+                        ev.id, exc)
         while True:  # the intent (and its notes) say where it was: handle() resumes there
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
             try:
-                await self.executor.handle(started.ev)
+                await self.executor.handle(ev)
                 return
-            except (TimeoutError, BusError, ConnectionError) as exc:
-                log.warning("actuator: %s %s still waits for the bus (%r)", started.ev.type,
-                            started.ev.id, exc)
+            except Exception as exc:  # noqa: BLE001 - a bus outage passes; keep the command
+                log.warning("actuator: %s %s still cannot finish (%r); retrying in %.1fs",
+                            ev.type, ev.id, exc, delay)
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Give running deliveries `grace_s` to finish, then stop them: their intents stay
