@@ -100,4 +100,5 @@ async def run(ctx: BenchContext) -> dict[str, float]:
             "console_idle_cpu_off_percent": figures["off"]}
 
 
-BENCHMARKS = [Benchmark("console-idle", ("console_idle_cpu_pp",), run)]
+BENCHMARKS = [Benchmark("console-idle", ("console_idle_cpu_pp", "console_idle_cpu_on_percent",
+                                          "console_idle_cpu_off_percent"), run)]
