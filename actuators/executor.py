@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from actuators.actions import ACTIONS, ActionContext
+from actuators.actions import ACTIONS, Action, ActionContext
 from actuators.intents import Intent, IntentStore
 from actuators.supervisor import Supervisor
 from grace import events
@@ -25,6 +26,17 @@ from grace.config import Config
 from grace.errors import ActionError, BusError, GraceError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Started:
+    """A command whose intent is recorded: what carry_out() needs to act on it."""
+
+    ev: events.Event
+    cmd: events.Command
+    action: Action
+    intent: Intent | None
+    t0: float  # perf_counter at receipt: the result's duration counts from here
 
 
 def result_id(command_id: str) -> str:
@@ -43,6 +55,14 @@ class Executor:
 
     async def handle(self, ev: events.Event) -> events.Event:
         """Carry out a command event; returns the (published) result event."""
+        started = await self.prepare(ev)
+        if isinstance(started, events.Event):
+            return started
+        return await self.carry_out(started)
+
+    async def prepare(self, ev: events.Event) -> Started | events.Event:
+        """Everything before acting: the recorded intent of `ev` (planned and stored now when
+        absent), or its result when it ends here (done before, not a command, refused plan)."""
         cmd = ev.data
         t0 = time.perf_counter()
         if not isinstance(cmd, events.Command):
@@ -55,42 +75,63 @@ class Executor:
         action = ACTIONS.get(cmd.TYPE)
         if action is None:
             return await self._finish(ev, t0, None, f"no actuator action for {cmd.TYPE}", {})
-        note_target = intent
-
-        async def note(step: str) -> None:
-            if note_target is not None:
-                note_target.steps.append(step)
-                await self.intents.put(note_target)
-
-        def steps() -> list[str]:
-            return list(note_target.steps) if note_target is not None else []
-
-        ctx = ActionContext(self.cfg, self.supervisor, self._publish, ev.id, note, self.clock, steps)
+        started = Started(ev, cmd, action, intent, t0)
         try:
             if intent is None:
-                target = await action.plan(ctx, cmd)
-                intent = Intent(command_id=ev.id, action=cmd.TYPE, state="started",
-                                command=msgspec.Raw(events.encode(ev)), target=target,
-                                started_at=self.clock().isoformat())
-                await self.intents.put(intent)  # the intent is durable before anything is touched
+                target = await action.plan(self._context(started), cmd)
+                started.intent = Intent(command_id=ev.id, action=cmd.TYPE, state="started",
+                                        command=msgspec.Raw(events.encode(ev)), target=target,
+                                        started_at=self.clock().isoformat())
+                await self.intents.put(started.intent)  # durable before anything is touched
             else:
                 intent.attempts += 1
                 await self.intents.put(intent)
-                log.info("resuming %s %s toward its recorded target %s", cmd.TYPE, ev.id, intent.target)
-            note_target = intent
-            details = await action.apply(ctx, cmd, intent.target)
-            if intent.attempts > 1:
-                details = {**details, "resumed": True, "attempts": intent.attempts}
+                log.info("resuming %s %s toward its recorded target %s", cmd.TYPE, ev.id,
+                         intent.target)
         except (TimeoutError, BusError, ConnectionError):
             raise  # the bus is down: the command stays unacked and its intent says where we were
         except GraceError as exc:
             extra = exc.details if isinstance(exc, ActionError) else {}
-            return await self._finish(ev, t0, intent, str(exc),
-                                      {"target": intent.target if intent else {}, **extra})
+            return await self._finish(ev, t0, started.intent, str(exc),
+                                      {"target": started.intent.target if started.intent else {},
+                                       **extra})
         except Exception as exc:  # a failing action is a failed result, not a crash
             log.exception("%s %s failed", cmd.TYPE, ev.id)
-            return await self._finish(ev, t0, intent, f"{type(exc).__name__}: {exc}", {})
-        return await self._finish(ev, t0, intent, None, details)
+            return await self._finish(ev, t0, started.intent, f"{type(exc).__name__}: {exc}", {})
+        return started
+
+    async def carry_out(self, started: Started) -> events.Event:
+        """Act toward the recorded target and publish the command's one result."""
+        ev, intent = started.ev, started.intent
+        assert intent is not None  # prepare() recorded it
+        try:
+            details = await started.action.apply(self._context(started), started.cmd,
+                                                 intent.target)
+            if intent.attempts > 1:
+                details = {**details, "resumed": True, "attempts": intent.attempts}
+        except (TimeoutError, BusError, ConnectionError):
+            raise  # the bus is down: the intent says where we were; a resume finishes it
+        except GraceError as exc:
+            extra = exc.details if isinstance(exc, ActionError) else {}
+            return await self._finish(ev, started.t0, intent, str(exc),
+                                      {"target": intent.target, **extra})
+        except Exception as exc:  # a failing action is a failed result, not a crash
+            log.exception("%s %s failed", started.cmd.TYPE, ev.id)
+            return await self._finish(ev, started.t0, intent, f"{type(exc).__name__}: {exc}", {})
+        return await self._finish(ev, started.t0, intent, None, details)
+
+    def _context(self, started: Started) -> ActionContext:
+        """The action's view: notes and steps go to the intent once it is recorded."""
+        async def note(step: str) -> None:
+            if started.intent is not None:
+                started.intent.steps.append(step)
+                await self.intents.put(started.intent)
+
+        def steps() -> list[str]:
+            return list(started.intent.steps) if started.intent is not None else []
+
+        return ActionContext(self.cfg, self.supervisor, self._publish, started.ev.id, note,
+                             self.clock, steps)
 
     async def _publish(self, payload: events.Payload, id: str) -> None:
         await self.bus.publish(self.bus.event(payload, id=id, host=self.cfg.host))
@@ -141,8 +182,11 @@ class Executor:
             return ""
         return str(action.target(cmd))
 
-    async def resume_open(self) -> int:
-        """Finish the commands a previous run of this actuator started but did not finish."""
+    async def resume_open(self, handle: Callable[[events.Event], Awaitable[object]] | None = None
+                          ) -> int:
+        """Finish the commands a previous run of this actuator started but did not finish
+        (through `handle`, when given: the stage's own routing of commands)."""
+        handle = handle or self.handle
         n = 0
         for intent in await self.intents.open_intents():
             try:
@@ -150,6 +194,6 @@ class Executor:
             except GraceError as exc:
                 log.error("intent %s holds an unreadable command: %s", intent.command_id, exc)
                 continue
-            await self.handle(ev)
+            await handle(ev)
             n += 1
         return n

@@ -12,6 +12,7 @@ from nats.js.errors import NotFoundError
 
 from actuators import snapshots
 from actuators.agent import AgentHandler
+from actuators.deferred import Deferred
 from actuators.executor import Executor
 from actuators.holds_feed import HoldsFeed
 from actuators.intents import IntentStore
@@ -61,7 +62,7 @@ class Outbox:
         self.task.cancel()
 
 
-async def _with_progress(bus: Bus, d: Delivery[events.Event], executor: Executor,
+async def _with_progress(bus: Bus, d: Delivery[events.Event], deferred: Deferred,
                          every: float) -> None:
     """Handle one command, telling JetStream it is in progress so it is not redelivered meanwhile."""
     async def tick() -> None:
@@ -71,12 +72,13 @@ async def _with_progress(bus: Bus, d: Delivery[events.Event], executor: Executor
 
     ticker = asyncio.create_task(tick())
     try:
-        await executor.handle(d.item)
+        await deferred.handle(d.item)
     finally:
         ticker.cancel()
 
 
-async def take_over_unacked(bus: Bus, executor: Executor, host: str, limit: int = 10_000) -> int:
+async def take_over_unacked(bus: Bus, executor: Executor | Deferred, host: str,
+                            limit: int = 10_000) -> int:
     """Run the commands a killed run had received but not acked, now.
 
     JetStream would redeliver them only after ack_wait (60s): a crash would hold a
@@ -124,10 +126,11 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
     await supervisor.start()
     executor = Executor(cfg, bus, await IntentStore.open(bus, cfg.host), supervisor,
                         flush=outbox.flush)
-    resumed = await executor.resume_open()
+    deferred = Deferred(executor)  # notify runs beside the other commands, not before them
+    resumed = await executor.resume_open(deferred.handle)
     if resumed:
         log.info("actuator: finished %d command(s) a previous run left in progress", resumed)
-    taken = await take_over_unacked(bus, executor, cfg.host)
+    taken = await take_over_unacked(bus, deferred, cfg.host)
     if taken:
         log.info("actuator: ran %d command(s) a previous run had received but not acked", taken)
 
@@ -142,7 +145,7 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
 
     async def handle(items: list[Delivery[events.Event]]) -> None:
         for d in items:
-            await _with_progress(bus, d, executor, progress_every[0])
+            await _with_progress(bus, d, deferred, progress_every[0])
 
     consumer: PullConsumer[events.Event] = PullConsumer(
         bus, topology.COMMANDS, ensure, handle, stage="actuator", ack="each", batch=4, max_buffer=16)
@@ -164,6 +167,7 @@ async def run_stage(ctx: Context, stop: asyncio.Event) -> None:
         consumer.stop()
         agent.stop()
         await asyncio.gather(*tasks, return_exceptions=True)  # the command in hand finishes first
+        await deferred.close()
         await supervisor.stop()
         await holds.close()
         await outbox.close()

@@ -34,6 +34,7 @@ MODULES = (
     "bench.durability",
     "bench.e2e",
     "bench.idle",
+    "bench.console_idle",
 )
 
 

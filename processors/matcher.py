@@ -293,7 +293,8 @@ class Matcher(PeopleMixin, VerifyMixin):
             seen = events.DecisionObserved(
                 playbook=p.name, command_id=cid, action=a.action, target=target,
                 cause_ids=cause_ids, route=p.route, reason=reason,
-                params=msgspec.to_builtins(params), index=a.index, escalation=escalation)
+                params=msgspec.to_builtins(params), index=a.index, escalation=escalation,
+                cooldown_s=p.cooldown_s, budget_max=p.budget_max, budget_per_s=p.budget_per_s)
             self._decision(seen, events.derive_id("observed", cid), host, at)
             return
         self.counts["commands"] += 1
@@ -303,7 +304,8 @@ class Matcher(PeopleMixin, VerifyMixin):
         issued = events.CommandIssued(
             playbook=p.name, command_id=cid, action=a.action, target=target, cause_ids=cause_ids,
             route=p.route, reason=reason, params=msgspec.to_builtins(params), index=a.index,
-            escalation=escalation, approved_by=approved_by)
+            escalation=escalation, approved_by=approved_by, cooldown_s=p.cooldown_s,
+            budget_max=p.budget_max, budget_per_s=p.budget_per_s)
         self._decision(issued, events.derive_id("decision", cid), host, at)
 
     def _decision(self, data: events.Payload, id: str, host: str, at: datetime) -> None:

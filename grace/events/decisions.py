@@ -23,6 +23,10 @@ class Decided(Payload, frozen=True, kw_only=True):
     reason: str = ""
     params: dict[str, Any] = {}
     index: int = 0  # position of the action in the playbook's `do` list
+    # the playbook's limits when it decided (so the log alone says budget left, cooldown until)
+    cooldown_s: float | None = None
+    budget_max: int | None = None
+    budget_per_s: float | None = None
 
 
 class CommandIssued(Decided, frozen=True, kw_only=True):

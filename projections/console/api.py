@@ -84,7 +84,8 @@ class Api:
         return web.json_response({"seq": seq, "events": events})
 
     async def playbooks(self, _: web.Request) -> web.Response:
-        return web.json_response({"items": await self.projector.db(queries.playbooks, self.con)})
+        rows = await self.projector.db(lambda: queries.playbooks(self.con, utcnow()))
+        return web.json_response({"items": rows})
 
     async def snapshots(self, _: web.Request) -> web.Response:
         rows = await self.projector.db(lambda: queries.snapshots(self.con, utcnow()))

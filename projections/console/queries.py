@@ -101,6 +101,34 @@ SELECT playbook, target,
        arg_max(reason, seq) FILTER (WHERE type = 'decision_suppressed') AS last_suppressed
 FROM decisions WHERE playbook IS NOT NULL GROUP BY playbook, target ORDER BY playbook, target
 """
+# Budget left and cooldown until, per playbook and target, from the limits each decision
+# recorded and the acts that count (issued or observed, the first action, no escalation): the
+# processor's budget and cooldown gates judge by exactly these.
+LIMITS = """
+WITH acts AS (
+    SELECT d.playbook, d.target, d.seq, d.time,
+           CAST(e.data->>'$.budget_max' AS BIGINT) AS budget_max,
+           CAST(e.data->>'$.budget_per_s' AS DOUBLE) AS budget_per_s,
+           CAST(e.data->>'$.cooldown_s' AS DOUBLE) AS cooldown_s
+    FROM decisions d JOIN events e ON e.seq = d.seq
+    WHERE d.type IN ('command_issued', 'decision_observed')
+      AND NOT coalesce(CAST(e.data->>'$.escalation' AS BOOLEAN), false)
+      AND coalesce(CAST(e.data->>'$.index' AS BIGINT), 0) = 0),
+latest AS (
+    SELECT playbook, target, max(time) AS last_act,
+           arg_max({'max': budget_max, 'per': budget_per_s, 'cooldown': cooldown_s}, seq) AS lim
+    FROM acts GROUP BY playbook, target)
+SELECT l.playbook, l.target, l.lim.max, l.lim.per, l.lim.cooldown,
+       CASE WHEN l.lim.max IS NOT NULL AND l.lim.per IS NOT NULL
+            THEN greatest(0, l.lim.max - (
+                SELECT count(*) FROM acts a WHERE a.playbook = l.playbook
+                  AND a.target = l.target AND a.time > $now - to_microseconds(
+                      CAST(l.lim.per * 1e6 AS BIGINT)))) END AS budget_left,
+       CASE WHEN l.lim.cooldown IS NOT NULL AND l.last_act + to_microseconds(
+                 CAST(l.lim.cooldown * 1e6 AS BIGINT)) > $now
+            THEN l.last_act + to_microseconds(CAST(l.lim.cooldown * 1e6 AS BIGINT)) END
+FROM latest l
+"""
 SUPPRESSED_BY_REASON = """
 SELECT playbook, target, reason, count(*) FROM decisions
 WHERE type = 'decision_suppressed' GROUP BY ALL ORDER BY ALL
@@ -120,9 +148,20 @@ SELECT host, path, arg_max(kind, seq) AS kind,
 FROM s GROUP BY host, path ORDER BY host, path
 """
 
+# RSS per instance: the newest resource_pressure run of the kernel's host samples every
+# instance it can see, as stats `rss_mb.<kernel>` (instance 0) and `rss_mb.<kernel>.<i>`; an
+# instance absent from that run (no pid, gone) has no RSS: unknown, never an older figure.
 KERNELS = """
-SELECT host, kernel, instance, state, pid, critical, exit_code, restarts, last_type, updated_at
-FROM kernels ORDER BY host, kernel, instance
+WITH rss AS (
+    SELECT host, arg_max(stats, seq) AS stats, max(time) AS at FROM checks
+    WHERE trigger = 'resource_pressure' AND outcome IN ('ok', 'findings') GROUP BY host)
+SELECT k.host, k.kernel, k.instance, k.state, k.pid, k.critical, k.exit_code, k.restarts,
+       k.last_type, k.updated_at,
+       CAST(json_extract(r.stats, '$."rss_mb.' || k.kernel ||
+            CASE WHEN k.instance = 0 THEN '' ELSE '.' || k.instance END || '"') AS DOUBLE),
+       r.at
+FROM kernels k LEFT JOIN rss r ON r.host = k.host
+ORDER BY k.host, k.kernel, k.instance
 """
 
 # A stage is alive as far as the log shows while it keeps writing: the newest event of each
@@ -185,17 +224,23 @@ def chain(con: duckdb.DuckDBPyConnection, seq: int) -> list[dict[str, Any]] | No
             for s, t, ty, cat, h, src, i, d in events]
 
 
-def playbooks(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Per playbook and target: fired, observed, suppressed (by reason), verifications."""
+def playbooks(con: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, Any]]:
+    """Per playbook and target: fired, observed, suppressed (by reason), verifications, and
+    as of `now` the budget left and the end of a running cooldown (null: none)."""
     reasons: dict[tuple[str, str], dict[str, int]] = {}
     for pb, target, reason, n in con.execute(SUPPRESSED_BY_REASON).fetchall():
         reasons.setdefault((pb, target), {})[reason] = int(n)
+    limit_keys = ("budget_max", "budget_per_s", "cooldown_s", "budget_left", "cooldown_until")
+    limits = {(r[0], r[1]): _row(limit_keys, r[2:])
+              for r in con.execute(LIMITS, {"now": now}).fetchall()}
+    none = dict.fromkeys(limit_keys)
     keys = ("playbook", "target", "fired", "observed", "suppressed", "verify_failed",
             "verify_passed", "last_fired", "last_suppressed")
     out = []
     for r in con.execute(PLAYBOOKS).fetchall():
         item = _row(keys, r)
         item["suppressed_by_reason"] = reasons.get((r[0], r[1]), {})
+        item.update(limits.get((r[0], r[1]), none))
         out.append(item)
     return out
 
@@ -213,9 +258,17 @@ def snapshots(con: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, A
 
 
 def kernels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per kernel instance: its state from the log, and its RSS as the newest resource check
+    of its host measured it (`rss_mb` null: not measured)."""
     keys = ("host", "kernel", "instance", "state", "pid", "critical", "exit_code", "restarts",
-            "last_type", "updated_at")
-    return [_row(keys, r) for r in con.execute(KERNELS).fetchall()]
+            "last_type", "updated_at", "rss_mb", "rss_at")
+    out = []
+    for r in con.execute(KERNELS).fetchall():
+        item = _row(keys, r)
+        if item["rss_mb"] is None:
+            item["rss_at"] = None
+        out.append(item)
+    return out
 
 
 def stages(con: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, Any]]:

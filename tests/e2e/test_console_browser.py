@@ -6,8 +6,10 @@ Skipped only when /usr/bin/chromium is absent (.ci/run installs it with apt-get)
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,3 +147,18 @@ def test_an_approval_is_refused_without_the_token_and_acts_with_it(
     expect(page.locator("#message")).to_contain_text("already approved")
     page.close()
 
+
+
+def test_the_overview_shows_each_running_instances_rss(console_up: Running, browser: Any) -> None:
+    """RSS per instance comes from the log: resource_pressure's run records `rss_mb.<kernel>`."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(console_up.http + "/")
+    api_row = page.locator("#kernels tr", has=page.locator("td", has_text=re.compile(r"^api$")))
+    expect(api_row.first).to_contain_text(re.compile(r"\d+(\.\d+)? MB"), timeout=WAIT_MS)
+    with urllib.request.urlopen(f"{console_up.http}/api/overview", timeout=5) as resp:
+        kernels = json.loads(resp.read())["kernels"]
+    measured = [k for k in kernels if k["rss_mb"] is not None]
+    assert measured and all(k["rss_mb"] > 1 and k["rss_at"] for k in measured)
+    page.close()

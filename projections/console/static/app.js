@@ -2,7 +2,8 @@
 "use strict";
 const $ = (sel) => document.querySelector(sel);
 const state = { token: localStorage.getItem("grace-token") || "", authorized: false,
-                why: "checking the operator token…", open: null, busy: false, again: false };
+                why: "checking the operator token…", open: null, busy: false, again: false,
+                tab: "overview", stale: false };
 window.graceRowSeen = {};  // command_id -> Date.now() when its row first showed a result
 
 function esc(v) {
@@ -77,7 +78,8 @@ function renderOverview(o) {
   table($("#stages"), ["writer", "last event", "age s", "trouble"], o.stages.map((s) =>
     `<tr>${cell(s.component)}${cell(s.last_event)}${cell(s.age_s)}${cell(s.last_trouble)}</tr>`), "no events yet");
   table($("#kernels"), ["kernel", "#", "state", "pid", "restarts", "RSS"], o.kernels.map((k) =>
-    `<tr>${cell(k.kernel)}${cell(k.instance)}${cell(k.state)}${cell(k.pid)}${cell(k.restarts)}<td>–</td></tr>`), "no kernels");
+    `<tr>${cell(k.kernel)}${cell(k.instance)}${cell(k.state)}${cell(k.pid)}${cell(k.restarts)}` +
+    `${cell(k.rss_mb === null ? "unknown" : `${k.rss_mb} MB`)}</tr>`), "no kernels");
   table($("#approvals"), ["command", "playbook", "action", "target", "expires in s", "why", ""],
     d.approvals.items.map((a) => `<tr data-command-id="${esc(a.command_id)}">${cell(a.command_id)}${cell(a.playbook)}${cell(a.action)}` +
       `${cell(a.target)}${cell(a.expires_in_s)}${cell(a.reason)}<td>` +
@@ -123,23 +125,38 @@ function query() {
   return q.toString();
 }
 
+// Each refresh reads the header's overview and the open tab only (a hidden page reads nothing
+// until it is shown again): an idle console with a page open costs Grace a few queries a batch.
+const READS = {
+  incidents: () => get(`/api/incidents?${query()}`).then(renderIncidents),
+  playbooks: () => get("/api/playbooks").then(renderPlaybooks),
+  snapshots: () => get("/api/snapshots").then(renderSnapshots),
+};
+
+function renderPlaybooks(pb) {
+  table($("#playbookrows"), ["playbook", "target", "fired", "observed", "suppressed (by reason)", "verify failed", "verify passed", "last fired", "budget left", "cooldown until"],
+    pb.items.map((p) => `<tr>${cell(p.playbook)}${cell(p.target)}${cell(p.fired)}${cell(p.observed)}` +
+      `${cell(`${p.suppressed} ${Object.entries(p.suppressed_by_reason).map(([k, v]) => `${k} ${v}`).join(", ")}`)}` +
+      `${cell(p.verify_failed)}${cell(p.verify_passed)}${cell(p.last_fired)}` +
+      `${cell(p.budget_max === null ? "—" : `${p.budget_left} of ${p.budget_max} per ${p.budget_per_s} s`)}` +
+      `${cell(p.cooldown_until === null ? (p.cooldown_s === null ? "—" : "ready") : p.cooldown_until)}</tr>`), "no playbook has matched yet");
+}
+
+function renderSnapshots(sn) {
+  table($("#snapshotrows"), ["file", "kind", "last good", "age s", "snapshot", "taken", "pruned", "restores", "last restore"],
+    sn.items.map((s) => `<tr>${cell(s.path)}${cell(s.kind)}${cell(s.last_good)}${cell(s.age_s)}${cell(s.last_snapshot)}` +
+      `${cell(s.taken)}${cell(s.pruned)}${cell(s.restores)}${cell(s.last_restore)}</tr>`), "no snapshots yet");
+}
+
 async function refresh() {
+  if (document.hidden) { state.stale = true; return; }
   if (state.busy) { state.again = true; return; }
   state.busy = true;
   try {
     do {
       state.again = false;
-      const [o, inc, pb, sn] = await Promise.all([get("/api/overview"), get(`/api/incidents?${query()}`),
-        get("/api/playbooks"), get("/api/snapshots")]);
-      renderOverview(o);
-      renderIncidents(inc);
-      table($("#playbookrows"), ["playbook", "target", "fired", "observed", "suppressed (by reason)", "verify failed", "verify passed", "last fired"],
-        pb.items.map((p) => `<tr>${cell(p.playbook)}${cell(p.target)}${cell(p.fired)}${cell(p.observed)}` +
-          `${cell(`${p.suppressed} ${Object.entries(p.suppressed_by_reason).map(([k, v]) => `${k} ${v}`).join(", ")}`)}` +
-          `${cell(p.verify_failed)}${cell(p.verify_passed)}${cell(p.last_fired)}</tr>`), "no playbook has matched yet");
-      table($("#snapshotrows"), ["file", "kind", "last good", "age s", "snapshot", "taken", "pruned", "restores", "last restore"],
-        sn.items.map((s) => `<tr>${cell(s.path)}${cell(s.kind)}${cell(s.last_good)}${cell(s.age_s)}${cell(s.last_snapshot)}` +
-          `${cell(s.taken)}${cell(s.pruned)}${cell(s.restores)}${cell(s.last_restore)}</tr>`), "no snapshots yet");
+      const tab = READS[state.tab];
+      await Promise.all([get("/api/overview").then(renderOverview), tab ? tab() : null]);
     } while (state.again);
   } catch (e) {
     say(`cannot read the API: ${e.message}`);
@@ -147,6 +164,10 @@ async function refresh() {
     state.busy = false;
   }
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && state.stale) { state.stale = false; refresh(); }
+});
 
 function live() {
   const es = new EventSource("/api/stream");
@@ -161,6 +182,8 @@ document.addEventListener("click", (ev) => {
   if (t.dataset.tab) {
     document.querySelectorAll("nav button").forEach((b) => b.classList.toggle("on", b === t));
     document.querySelectorAll("main section").forEach((s) => { s.hidden = s.id !== t.dataset.tab; });
+    state.tab = t.dataset.tab;
+    refresh();
   } else if (t.dataset.approve) {
     act(`/api/approvals/${encodeURIComponent(t.dataset.approve)}/approve`, {});
   } else if (t.dataset.deny) {
