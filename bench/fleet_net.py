@@ -9,6 +9,7 @@ is removed by `Fleet.close()` (or, after a crash, by `remove_leftovers()`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -26,7 +27,7 @@ from typing import Any
 from grace.errors import GraceError
 
 PREFIX = "gfl"
-OWNERS = Path("/tmp/grace-fleet")  # <run>.owner holds the pid of the process that built the run
+OWNERS = Path("/run/grace-fleet")  # <run>.owner: the pid that built the run (root-only, gone at boot)
 HOSTS = ("alpha", "beta", "gamma")  # partition.owner(h, 2): alpha -> 0, beta and gamma -> 1
 CLIENT_PORT, ROUTE_PORT, MONITOR_PORT = 4222, 6222, 8222
 GRACE = str(Path(sys.executable).parent / "grace")
@@ -131,8 +132,10 @@ class Proc:
     log: Path
     env: dict[str, str]
     popen: subprocess.Popen[bytes] | None = None
+    killed: bool = False  # on purpose (kill()): not a crash
 
     def start(self) -> Proc:
+        self.killed = False
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(["ip", "netns", "exec", self.ns, *self.argv],
                                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -144,6 +147,7 @@ class Proc:
 
     def kill(self) -> None:
         """SIGKILL, no cleanup of any kind (its children are left to their own parent-death rules)."""
+        self.killed = True
         if self.popen is not None and self.alive():
             self.popen.kill()
             self.popen.wait(30)
@@ -276,9 +280,9 @@ class Fleet:
         host = next(h for h in self.hosts if h.name == name)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{host.monitor_url}/varz", timeout=2):  # noqa: S310
-                    return
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(f"{host.monitor_url}/varz", timeout=2):  # noqa: S310
+                return
             if not node.alive():
                 raise FleetError(f"nats-server of host {name} exited while starting; its log "
                                  f"{node.log} ends with:\n{node.tail(5)}")
@@ -338,6 +342,28 @@ class Fleet:
                                                 str(self.root / "proc1")])
         self.stage("project", self.hosts[0], ["project", "--data-dir", str(self.root / "projection")])
 
+    async def wait_ready(self, b: Any, timeout: float = 120.0) -> None:
+        """Until every host has snapshots of its protected files (restores have a source) and
+        every process still runs. `b` is a grace.bus.Bus connected to `self.url`."""
+        from grace import topology
+
+        deadline = time.monotonic() + timeout
+        waiting = list(self.hosts)
+        while waiting:
+            dead = self.dead()
+            if dead:
+                raise FleetError("a fleet process exited while starting:\n" + "\n".join(dead))
+            h = waiting[0]
+            info = await b.js.stream_info(topology.EVENTS, subjects_filter=topology.event_filter(
+                "snapshot", "snapshot_taken", h.name))
+            if sum((info.state.subjects or {}).values()) >= 3:
+                waiting.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise FleetError(f"host {h.name} took no snapshot within {timeout:.0f}s; see "
+                                 f"{self.root / 'logs'}")
+            await asyncio.sleep(0.3)
+
     @property
     def dashboard_file(self) -> Path:
         return self.root / "projection" / "dashboard.duckdb"
@@ -345,7 +371,7 @@ class Fleet:
     def dead(self) -> list[str]:
         """The Grace processes that exited on their own (with their log's end)."""
         return [f"{k} (exit {p.popen.returncode if p.popen else '?'}):\n{p.tail(8)}"
-                for k, p in self.procs.items() if not p.alive()]
+                for k, p in self.procs.items() if not p.alive() and not p.killed]
 
     # ------------------------------------------------------------------ teardown
 
