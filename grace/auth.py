@@ -55,7 +55,9 @@ COMPONENT_ROLE = {"produce": "producer", "process": "processor", "processor": "p
                   "intake": "producer", "ingest": "admin",
                   "console": "operator",  # the web console's approve/deny/hold actions
                   # grace up, grace events publish and snapshot commands, grace demo
-                  "up": "admin", "cli": "admin", "demo": "admin"}
+                  "up": "admin", "cli": "admin", "demo": "admin",
+                  # grace agent records its stages' restarts, as grace up does
+                  "agent": "admin"}
 
 
 def role_of(component: str) -> str:

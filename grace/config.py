@@ -45,6 +45,9 @@ class Nats(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     # protocol fast paths (slower; the way out if a nats-py release breaks them).
     # GRACE_FAST_PATH=0 in the environment does the same.
     fast_path: bool = True
+    # events the producers keep, in order, while NATS is out of reach; newer ones are refused
+    # (an ERROR, and a producer_buffer_overflow event once the link is back)
+    outbox_max: int = 10_000
 
 
 class Monitor(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -249,6 +252,8 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
 
     if not _TOKEN.match(cfg.host):
         err(f"host {cfg.host!r} must be letters, digits, '-' or '_' (it is a NATS subject token)", "host")
+    if cfg.nats.outbox_max < 1:
+        err(f"nats.outbox_max must be at least 1, got {cfg.nats.outbox_max}", "nats", "outbox_max")
     if cfg.nats.replicas not in (1, 3, 5):
         err(f"nats.replicas must be 1, 3 or 5, got {cfg.nats.replicas}", "nats", "replicas")
     if cfg.monitor.interval <= 0:

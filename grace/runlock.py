@@ -103,8 +103,9 @@ class FileLock:
             self.fd = None
 
 
-def run_lock(data_dir: Path) -> FileLock:
-    return FileLock(data_dir / RUN_LOCK, "grace up")
+def run_lock(data_dir: Path, role: str = "grace up") -> FileLock:
+    """The data dir's run lock, taken by `grace up` or `grace agent` (`role` names the holder)."""
+    return FileLock(data_dir / RUN_LOCK, role)
 
 
 def actuator_lock(data_dir: Path, host: str) -> FileLock:

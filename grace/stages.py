@@ -113,6 +113,12 @@ def stage_argv(stage: str, config_path: str | None, nats_url: str, data_dir: Pat
     return argv
 
 
+async def stop_stages(stages: list[StageProcess]) -> list[tuple[str, int | None]]:
+    """Stop the started stages in reverse start order; (name, exit code) of each."""
+    return [(st.name, await asyncio.to_thread(st.stop))
+            for st in reversed([s for s in stages if s.pid is not None])]
+
+
 class Watchdog:
     """Restarts crashed or silent stages with backoff and records it in the log."""
 

@@ -39,6 +39,10 @@ HEARTBEATS_ALL = "grace.heartbeat.>"
 # KV buckets (JetStream streams named KV_<bucket>)
 INTENTS_BUCKET = "grace_intents"  # actuators: command id -> intent/outcome, written before acting
 STATE_BUCKET = "grace_state"  # producers: baselines, log offsets, last good tree hash
+# processors: which partition fires the timer playbooks of a host (processors/lease.py); an entry
+# not renewed for the TTL expires, and another partition takes the lease over
+TIMER_LEASE_BUCKET = "grace_timer_lease"
+TIMER_LEASE_TTL_S = 10.0
 
 DUPLICATE_WINDOW_S = 120.0  # Nats-Msg-Id dedup window: a crashed stage re-publishes well within it
 
@@ -117,8 +121,8 @@ ROLE_EXTRA_SUBJECTS: dict[str, tuple[str, ...]] = {
     # boot_phase: boot phase 3 (`grace produce --boot-phase`)
     "producer": (event_filter("snapshot", "snapshot_due"), event_filter("stage"),
                  event_filter("boot", "boot_phase"), f"$KV.{STATE_BUCKET}.>"),
-    # hold_released: the processor records a hold's expiry
-    "processor": (event_filter("operator", "hold_released"),),
+    # hold_released: the processor records a hold's expiry; the timer lease bucket
+    "processor": (event_filter("operator", "hold_released"), f"$KV.{TIMER_LEASE_BUCKET}.>"),
     # stage: the kernel supervisor's watchdog_started/stopped (tier 2)
     # boot_phase: boot phase 4 (`grace act --boot-phase`)
     "actuator": (event_filter("stage"), event_filter("boot", "boot_phase"), f"$KV.{INTENTS_BUCKET}.>"),
@@ -242,6 +246,17 @@ async def ensure_topology(js: JetStreamContext, replicas: int = 1) -> None:
         except NotFoundError:
             await js.create_key_value(api.KeyValueConfig(
                 bucket=bucket, history=1, storage=api.StorageType.FILE, replicas=replicas))
+    try:
+        await js.key_value(TIMER_LEASE_BUCKET)
+    except NotFoundError:
+        await js.create_key_value(api.KeyValueConfig(
+            bucket=TIMER_LEASE_BUCKET, history=1, ttl=TIMER_LEASE_TTL_S,
+            storage=api.StorageType.FILE, replicas=replicas))
+
+
+def timer_lease_key(host: str) -> str:
+    """The timer lease's key for the timer playbooks of `host` (processors/lease.py)."""
+    return f"timers.{host}"
 
 
 def processor_consumer_config(name: str = PROCESSOR_CONSUMER, filter_subject: str = EVENTS_ALL

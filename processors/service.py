@@ -24,6 +24,7 @@ from grace.errors import EventError
 from grace.events import Event
 from grace.logread import read_subjects
 from processors.gates import Settings
+from processors.lease import TimerLease
 from processors.matcher import OPERATOR_TYPES, Matcher
 from processors.model import Playbook
 from processors.partition import Partition
@@ -48,10 +49,13 @@ class Processor:
         self.matcher = Matcher(playbooks, host=bus.host, source=bus.source, settings=settings)
         self.consumer_name, self.host_filter, self.tick_s = consumer, host_filter, tick_s
         self.partition = partition
+        # partitions share the timer playbooks (they act on our own host): the lease holder fires
+        self.timers = self.matcher.timers
+        self.lease: TimerLease | None = None
         if partition is not None:
             self.consumer_name = partition.consumer
-            if not partition.owns(bus.host):
-                self.matcher.timers = []  # timers act on our own host: its owner runs them
+            self.lease = TimerLease(bus)
+            self.matcher.timers = []
         # the durable reads every event (of `host_filter`'s host); decisions included
         self.filter_subject = (topology.EVENTS_ALL if host_filter == "*"
                                else topology.event_filter(host=host_filter))
@@ -209,6 +213,12 @@ class Processor:
 
     async def tick(self) -> None:
         """Advance wall-clock time: verify deadlines and timer playbooks (only when caught up)."""
+        if self.lease is not None:
+            held = False
+            try:
+                held = await self.lease.renew()
+            finally:
+                self.matcher.timers = self.timers if held else []
         c = self.consumer
         if c is not None and (c.pending != 0 or not c.idle.is_set()):
             return  # events still to read may hold the fix: judge deadlines once caught up
@@ -260,6 +270,8 @@ class Processor:
             stopping.cancel()
             self.consumer.stop()
             await task
+            if self.lease is not None:
+                await self.lease.release()
 
 
 async def time_of(bus: Bus, seq: int) -> float | None:

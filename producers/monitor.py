@@ -8,7 +8,10 @@ slot (producers/schedule.py).
 Findings go through ActiveFindings (appear / persist / clear). File triggers
 also run on change notifications. Events of a run are queued and flushed with
 one publish_many; a failed flush is retried next time (ids are deterministic:
-cycle + run index, so a re-publish after a crash dedupes).
+cycle + run index, so a re-publish after a crash dedupes). While NATS is out of
+reach the queue is the producers' outbox: it keeps events in order up to
+`nats.outbox_max`, refuses newer ones with an ERROR, and records the loss as
+producer_buffer_overflow once the link is back (producers/outbox.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
+import nats.errors
 
 from grace import events
 from grace.bus import Bus
@@ -29,6 +33,7 @@ from grace.config import Config
 from grace.errors import GraceError
 from producers.base import Check, CheckError, CheckResult, Clock, make_env
 from producers.findings import STATE, ActiveFindings
+from producers.outbox import Outbox
 from producers.registry import TRIGGERS
 from producers.schedule import SnapshotSchedule
 from producers.state import StateStore
@@ -36,6 +41,9 @@ from producers.watch import watch
 
 log = logging.getLogger(__name__)
 WATCHDOG = "trigger-monitor"
+# a flush waits this long for broker acks (the link up, JetStream not answering) before the
+# events stay in the outbox for the next cycle: the cycles go on meanwhile
+FLUSH_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -81,10 +89,12 @@ class TriggerMonitor:
         self.cycle = int(saved.get("cycle") or 0)
         self.failures: dict[str, int] = {}
         self.not_before: dict[str, float] = {}
-        self.pending: list[events.Event] = []
+        self.outbox = Outbox(cfg.nats.outbox_max, cfg.host, bus.source)
+        self.pending = self.outbox.events
         self._runs: dict[str, int] = {}  # runs of each trigger in the current cycle
         self._locks = {n: asyncio.Lock() for n in self.checks}
         self._flush_lock = asyncio.Lock()
+        self._down_since: float | None = None  # monotonic time the link was first seen down
         self.file_batches = 0  # change notifications received (the watcher is live once > 0)
         self.schedule = SnapshotSchedule(cfg, state, clock)
 
@@ -139,21 +149,44 @@ class TriggerMonitor:
                 self._queue(payload, id_)
 
     def _queue(self, payload: events.Payload, id_: str) -> None:
-        self.pending.append(self.bus.event(payload, id=id_))
+        self.outbox.put(self.bus.event(payload, id=id_))
 
     async def flush(self) -> None:
         """Publish queued events (broker-acked), then persist the active findings."""
         async with self._flush_lock:
             if not self.pending:
                 return
+            if not self.bus.nc.is_connected:
+                # reconnecting: a publish would wait for its ack timeout and stall the cycles;
+                # the events wait here and the first flush after the reconnect sends them
+                self._note_down()
+                return
             batch = list(self.pending)
             try:
-                await self.bus.publish_many(batch)
-            except GraceError as exc:
-                log.warning("publishing %d events failed (%s); retrying next cycle", len(batch), exc)
+                await self.bus.publish_many(batch, timeout=FLUSH_TIMEOUT_S)
+            except (GraceError, nats.errors.Error, OSError) as exc:  # the link is down: keep them
+                log.warning("publishing %d events failed (%s); they stay in the outbox (%d of "
+                            "nats.outbox_max %d) and go out in order when NATS is back",
+                            len(batch), exc, len(self.pending), self.outbox.capacity)
                 return
             del self.pending[: len(batch)]
+            if self._down_since is not None:
+                log.warning("NATS is reachable again after %.0fs: %d events from the outbox "
+                            "published", time.monotonic() - self._down_since, len(batch))
+                self._down_since = None
+            if (lost := self.outbox.take_overflow()) is not None:
+                self.pending.append(lost)  # the next flush retries it if this one fails
+                with contextlib.suppress(GraceError, nats.errors.Error, OSError):
+                    await self.bus.publish_many([lost])
+                    self.pending.remove(lost)
             self.state.save(STATE, {"cycle": self.cycle, "active": self.findings.dump()})
+
+    def _note_down(self) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("NATS is out of reach: events wait in the outbox (%d now, at most "
+                        "nats.outbox_max %d) and go out in order when it is back",
+                        len(self.pending), self.outbox.capacity)
 
     async def run_cycle(self, advance: bool = True) -> None:
         """One cycle: every trigger not in backoff."""

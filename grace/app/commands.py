@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("projections.cli", "the projection stage (grace project, dashboard, replay)"),
     ("control.cli", "operator control (grace hold, approve, deny, approvals)"),
     ("grace.app.up", "grace up"),
+    ("grace.app.agent", "grace agent"),
     ("grace.app.ping", "grace ping"),
     ("grace.app.demo", "grace demo"),
     ("grace.app.cluster", "grace cluster"),

@@ -24,7 +24,7 @@ class NoHeartbeat(GraceError):
 @guarded
 def ping(name: str, timeout: float, host: str | None, config_path: str | None, nats_url: str | None,
          data_dir: str | None) -> None:
-    """Exit 0 when NAME (a stage: produce, process, act, project; or a kernel) sends a heartbeat."""
+    """Exit 0 when NAME (a stage: produce, process, act, project, agent; or a kernel) sends a heartbeat."""
     ctx = load_context(config_path, nats_url, data_dir)
 
     async def go() -> None:

@@ -185,6 +185,20 @@ class WatchdogStopped(Payload, frozen=True, kw_only=True):
     reason: str = "shutdown"
 
 
+class ProducerBufferOverflow(Payload, frozen=True, kw_only=True):
+    """While NATS was out of reach the producers' outbox (nats.outbox_max events) was full:
+    `refused` events made between `first_refused` and `last_refused` never reached the log.
+    Published once the link is back."""
+
+    TYPE: ClassVar[str] = "producer_buffer_overflow"
+    CATEGORY: ClassVar[str] = "stage"
+    refused: int
+    findings_refused: int = 0  # of them finding_appeared / finding_persisted / condition_cleared
+    capacity: int
+    first_refused: datetime
+    last_refused: datetime
+
+
 class StageRestarted(Payload, frozen=True, kw_only=True):
     """The stage watchdog restarted a stage that exited; `attempt` counts restarts in this run."""
 

@@ -23,7 +23,7 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
                   "grace.events.boot.boot_phase.*"},  # boot phase 3
                  PIPELINE_SUBSCRIBE),
     "processor": ({"grace.events.decision.*.*", "grace.events.operator.hold_released.*",
-                   "grace.commands.>", *COMMON}, PIPELINE_SUBSCRIBE),
+                   "grace.commands.>", "$KV.grace_timer_lease.>", *COMMON}, PIPELINE_SUBSCRIBE),
     "actuator": ({"grace.events.result.*.*", "grace.events.kernel.*.*", "grace.events.snapshot.*.*",
                   "grace.events.task.*.*", "grace.events.stage.*.*", "grace.tasks.>",
                   "$KV.grace_intents.>", *COMMON,
