@@ -32,7 +32,7 @@ HOSTS = ("alpha", "beta", "gamma")  # partition.owner(h, 2): alpha -> 0, beta an
 CLIENT_PORT, ROUTE_PORT, MONITOR_PORT = 4222, 6222, 8222
 GRACE = str(Path(sys.executable).parent / "grace")
 # How a host's per-host part of Grace starts; one line to change once `grace agent` exists.
-AGENT_STAGES: tuple[tuple[str, ...], ...] = (("produce",), ("act",))
+AGENT_STAGES: tuple[tuple[str, ...], ...] = (("agent",),)
 
 
 class FleetError(GraceError):

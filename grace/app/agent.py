@@ -30,6 +30,7 @@ NAME = "agent"
 # start order: the actuator first (it starts the kernels the triggers watch); stop in reverse
 AGENT_STAGES = ("act", "produce")
 HEARTBEAT_EVERY = 5.0
+MAX_UNSENT = 1000
 
 
 async def run_agent(ctx: Context, config_path: str | None, stop: asyncio.Event) -> None:
@@ -39,8 +40,11 @@ async def run_agent(ctx: Context, config_path: str | None, stop: asyncio.Event) 
     stages = [StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
                            logs / f"{name}.log") for name in AGENT_STAGES]
 
+    unsent = _Unsent(bus)  # the watchdog's events while NATS is out of reach
+
     async def publish(payload: events.Payload) -> None:
-        await bus.publish(bus.event(payload))
+        unsent.events.append(bus.event(payload))
+        await unsent.flush()
 
     dog = Watchdog(bus, stages, publish)
     beats: asyncio.Task[None] | None = None
@@ -48,7 +52,7 @@ async def run_agent(ctx: Context, config_path: str | None, stop: asyncio.Event) 
         for st in stages:
             st.start()
             click.echo(f"started {st.name} (pid {st.pid}, log {st.log_path})")
-        beats = asyncio.create_task(_heartbeats(bus, stop))
+        beats = asyncio.create_task(_heartbeats(bus, stop, unsent))
         await dog.run(stop)
         if dog.failure is not None:
             raise dog.failure
@@ -61,12 +65,36 @@ async def run_agent(ctx: Context, config_path: str | None, stop: asyncio.Event) 
         await bus.close()
 
 
-async def _heartbeats(bus: Bus, stop: asyncio.Event) -> None:
+class _Unsent:
+    """The watchdog's events, published in order; on a failure kept for the next beat (their ids
+    dedupe a retry). A host cut off from JetStream must not take its agent down."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus, self.events, self.lock = bus, list[events.Event](), asyncio.Lock()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            while self.events:
+                try:
+                    await self.bus.publish(self.events[0], timeout=5)
+                except Exception as exc:  # noqa: BLE001 - timeouts, no responders, reconnecting
+                    if len(self.events) > MAX_UNSENT:
+                        log.error("agent: NATS unreachable; dropped the oldest of %d unsent watchdog "
+                                  "events (%s); check this host's link to the cluster",
+                                  len(self.events), self.events.pop(0).type)
+                    log.warning("agent: %d watchdog event(s) not yet published (%r); retrying every "
+                                "%.0fs", len(self.events), exc, HEARTBEAT_EVERY)
+                    return
+                del self.events[0]
+
+
+async def _heartbeats(bus: Bus, stop: asyncio.Event, unsent: _Unsent) -> None:
     seq = 0
     while not stop.is_set():
         seq += 1
         with contextlib.suppress(Exception):  # a link down: the next beat says we are back
             await bus.heartbeat(NAME, "stage", seq=seq)
+        await unsent.flush()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), HEARTBEAT_EVERY)
 
