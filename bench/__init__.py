@@ -32,6 +32,7 @@ MODULES = (
     "bench.durability",
     "bench.e2e",
     "bench.idle",
+    "bench.fleet",
 )
 
 

@@ -31,6 +31,7 @@ OWNERS = Path("/run/grace-fleet")  # <run>.owner: the pid that built the run (ro
 HOSTS = ("alpha", "beta", "gamma")  # partition.owner(h, 2): alpha -> 0, beta and gamma -> 1
 CLIENT_PORT, ROUTE_PORT, MONITOR_PORT = 4222, 6222, 8222
 GRACE = str(Path(sys.executable).parent / "grace")
+EXAMPLE_PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"  # what `grace demo init` points at
 # How a host's per-host part of Grace starts; one line to change once `grace agent` exists.
 AGENT_STAGES: tuple[tuple[str, ...], ...] = (("agent",),)
 
