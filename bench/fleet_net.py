@@ -224,6 +224,10 @@ class Fleet:
         (OWNERS / f"{self.run}.owner").write_text(str(os.getpid()))
         self.subnet = _free_subnet()
         _ip("link", "add", self.bridge, "type", "bridge")
+        # where br_netfilter is loaded, a firewall's FORWARD policy (Docker sets DROP) would see the
+        # bridged traffic between hosts; this bridge is the fleet's own cable, not a router
+        _ip("link", "set", "dev", self.bridge, "type", "bridge", "nf_call_iptables", "0",
+            "nf_call_ip6tables", "0", "nf_call_arptables", "0", check=False)
         _ip("addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
         for i, name in enumerate(HOSTS):

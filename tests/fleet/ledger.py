@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.fleet_net import Fleet, FleetError, Host
 from grace import bus as bus_mod
-from grace import topology
+from grace import kernelstate, topology
 from tests.reliability.pipeline import data_of, read_log
 from tests.support import wait_for
 
@@ -105,6 +107,9 @@ class Ledger:
                 if d["action"] in ("restore_model_weights", "restore_from_snapshot"):
                     restores[(e.host, Path(str(d.get("target", ""))).name)] += 1
         per_file = Counter((f.host.name, f.path.name) for f in self.faults)
+        started = {(e.host, data_of(e)["kernel"], data_of(e).get("instance", 0), data_of(e)["pid"])
+                   for e in log if e.type in ("kernel_started", "kernel_restarted")}
+        running = Counter((h, k, i) for h, k, i, _ in self.kernel_processes())
         return {
             "events": len(log),
             "duplicate_event_ids": sum(n - 1 for n in ids.values() if n > 1),
@@ -114,7 +119,24 @@ class Ledger:
             "files_not_restored": sum(1 for f in self.faults if not self.healed(f)),
             "restores_missing": sum(max(0, n - restores[k]) for k, n in per_file.items()),
             "restores_extra": sum(max(0, restores[k] - n) for k, n in per_file.items()),
+            # the world: one process per kernel instance, each started as the log says
+            "kernel_instances_twice": sum(n - 1 for n in running.values() if n > 1),
+            "kernel_processes_not_in_log": len(set(self.kernel_processes()) - started),
         }
+
+    def kernel_processes(self) -> list[tuple[str, str, int, int]]:
+        """(host, kernel, instance, pid) of every kernel process the fleet's agents started."""
+        root = str(self.fleet.root)
+        found = []
+        for p in psutil.process_iter(["pid"]):
+            try:
+                env = p.environ()
+            except (psutil.Error, OSError):
+                continue
+            if env.get("GRACE_KERNEL") and env.get(kernelstate.STATE_ENV, "").startswith(root):
+                found.append((env.get("GRACE_HOST", ""), env["GRACE_KERNEL"],
+                              int(env.get("GRACE_INSTANCE", "0")), p.pid))
+        return found
 
 
 async def stream_leader(b: bus_mod.Bus) -> str:

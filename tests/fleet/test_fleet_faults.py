@@ -146,8 +146,10 @@ async def test_the_log_and_the_world_agree_nothing_lost_nothing_done_twice(
     counts = await ledger.audit(obs)
     losses = counts["commands_without_result"] + counts["files_not_restored"] + counts["restores_missing"]
     duplicates = (counts["duplicate_event_ids"] + counts["duplicate_commands"]
-                  + counts["duplicate_results"] + counts["restores_extra"])
+                  + counts["duplicate_results"] + counts["restores_extra"]
+                  + counts["kernel_instances_twice"] + counts["kernel_processes_not_in_log"])
     conftest.SUMMARY.append(f"hosts={len(fleet.hosts)} events={counts['events']} losses={losses} "
                             f"duplicates={duplicates} partitions_survived={ledger.survived}")
     assert ledger.faults, "no fault was injected"
+    assert ledger.kernel_processes(), "no kernel process of the fleet found: the pid check saw nothing"
     assert (losses, duplicates) == (0, 0), counts
