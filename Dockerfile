@@ -10,7 +10,9 @@ COPY projections ./projections
 COPY bench ./bench
 COPY playbooks ./playbooks
 COPY examples ./examples
-RUN pip install --no-cache-dir . && useradd --system --home /data grace && mkdir -p /data && chown grace /data
+# the example system is a host's system in compose.yaml: its agent writes snapshots and state there
+RUN pip install --no-cache-dir . && useradd --system --home /data grace && mkdir -p /data \
+    && chown grace /data && chown -R grace /app/examples
 USER grace
 VOLUME ["/data"]
 EXPOSE 8181

@@ -23,9 +23,12 @@ import msgspec
 from grace import auth, parentdeath
 from grace import config as config_mod
 from grace.bus import Bus, connect_and_ensure, resolve_url
-from grace.errors import ExitCode, GraceError
+from grace.errors import ConfigError, ExitCode, GraceError
 
 F = TypeVar("F", bound=Callable[..., Any])
+# settings read from the environment only (no CLI option): container deployments use them
+ENV_SETTINGS = ("GRACE_HOST", "GRACE_HTTP_LISTEN", "GRACE_NATS_REPLICAS", "GRACE_LOG_LEVEL",
+                "GRACE_FAST_PATH")
 
 
 def config_option(f: F) -> F:
@@ -99,7 +102,17 @@ def load_context(config_path: str | None, nats_url: str | None = None,
         cfg = msgspec.structs.replace(cfg, host=os.environ["GRACE_HOST"])
     if os.environ.get("GRACE_HTTP_LISTEN"):
         cfg = msgspec.structs.replace(cfg, http=config_mod.Http(listen=os.environ["GRACE_HTTP_LISTEN"]))
+    if os.environ.get("GRACE_NATS_REPLICAS"):
+        cfg = msgspec.structs.replace(cfg, nats=msgspec.structs.replace(
+            cfg.nats, replicas=_replicas(os.environ["GRACE_NATS_REPLICAS"])))
     return Context(cfg, nats_url or cfg.nats.url)
+
+
+def _replicas(text: str) -> int:
+    if text.strip() not in ("1", "3", "5"):
+        raise ConfigError(f"GRACE_NATS_REPLICAS={text!r}: must be 1, 3 or 5 (the JetStream replicas of "
+                          "Grace's streams and buckets, as nats.replicas); fix or unset it")
+    return int(text)
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+import nats.errors
 
 from grace import events, parentdeath, runlock, topology
 from grace.bus import Bus
@@ -131,6 +132,9 @@ class Watchdog:
         self._gap_reported: set[str] = set()
         self._restarted_at: dict[str, list[float]] = {}  # stage -> restart times in the window
         self.failure: StageCrashLoop | None = None  # set (and run ends) when a stage crash-loops
+        # heartbeats cannot arrive while our own NATS connection is down: silence is judged only
+        # from the time the link was last seen down (a host cut off is not a silent stage)
+        self.link_down_at = 0.0
 
     def _on_heartbeat(self, subject: bytes, _reply: bytes, data: bytes, _headers: bytes | None) -> None:
         try:
@@ -144,15 +148,25 @@ class Watchdog:
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until `stop` is set or a stage crash-loops (then `failure` says which)."""
         await self.bus.subscribe_raw(topology.heartbeat_filter(self.bus.host), self._on_heartbeat)
-        await self.publish(events.WatchdogStarted(name="stage-watchdog", tier=3, interval_s=0.5))
+        await self._record(events.WatchdogStarted(name="stage-watchdog", tier=3, interval_s=0.5))
         while not stop.is_set() and self.failure is None:
             await self._check()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-        await self.publish(events.WatchdogStopped(name="stage-watchdog", tier=3))
+        await self._record(events.WatchdogStopped(name="stage-watchdog", tier=3))
+
+    async def _record(self, payload: events.Payload) -> None:
+        """Publish to the log; with NATS out of reach the watchdog goes on (its log says what)."""
+        try:
+            await self.publish(payload)
+        except (GraceError, nats.errors.Error, OSError) as exc:
+            log.error("could not record %s in the log (NATS out of reach: %s); the stage watchdog "
+                      "goes on", payload.TYPE, exc)
 
     async def _check(self) -> None:
         now = time.monotonic()
+        if not self.bus.nc.is_connected:
+            self.link_down_at = now
         for name, st in self.stages.items():
             if st.expected_exit or st.proc is None:  # stopped on purpose, or not started yet
                 continue
@@ -184,19 +198,19 @@ class Watchdog:
                 st.start()
                 self.last_beat.pop(name, None)
                 self._restarted_at.setdefault(name, []).append(now)
-                await self.publish(events.StageRestarted(
+                await self._record(events.StageRestarted(
                     stage=name, exit_code=code, attempt=st.restarts, last_error=last_error,
                     recent=len(self._restarted_at[name])))
 
     async def _check_heartbeat(self, name: str, st: StageProcess, now: float) -> None:
-        seen = self.last_beat.get(name, st.started_at)
-        if now - max(seen, st.started_at) <= self.heartbeat_timeout or name in self._gap_reported:
+        seen = max(self.last_beat.get(name, st.started_at), st.started_at, self.link_down_at)
+        if now - seen <= self.heartbeat_timeout or name in self._gap_reported:
             return
         self._gap_reported.add(name)
         last = None
         if name in self.last_beat:
             last = events.now().fromtimestamp(time.time() - (now - self.last_beat[name]), events.now().tzinfo)
-        await self.publish(events.StageHeartbeatGap(stage=name, last_seen=last,
+        await self._record(events.StageHeartbeatGap(stage=name, last_seen=last,
                                                     timeout_s=self.heartbeat_timeout))
         log.error("stage %s sent no heartbeat for %.0fs: killing it so it restarts", name,
                   self.heartbeat_timeout)

@@ -1,10 +1,12 @@
 """`grace agent`: what belongs on one host of a fleet, as one process tree.
 
-The actuator (kernels, this host's commands) and the producers (the triggers that
-watch the same files and kernels) run as child processes under Grace's watchdog
-(grace.stages), exactly as `grace up` runs them, and die with the agent
-(grace.parentdeath). The data dir's run lock (grace.runlock) is held by the whole
-tree, so a second agent or a `grace up` on the same data dir is refused. The
+Boot phases 3 and 4 (the pre-boot code diff; snapshots verified, a first one taken
+where none exists) run first, as in `grace up`. Then the actuator (kernels, this
+host's commands) and the producers (the triggers that watch the same files and
+kernels) run as child processes under Grace's watchdog (grace.stages), as `grace up`
+runs them, and die with the agent (grace.parentdeath). The data dir's run lock
+(grace.runlock) is held by the whole tree, so a second agent or a `grace up` on the
+same data dir is refused. The
 processor partitions and the projection run anywhere (`grace process --partition
 I/N`, `grace project`) against the same NATS cluster. The agent heartbeats as
 `agent` (`grace ping agent`) while the stages heartbeat under their own names.
@@ -20,9 +22,12 @@ from pathlib import Path
 
 import click
 
-from grace import events, runlock
+from grace import events, runlock, topology
+from grace.app import up
 from grace.bus import Bus
 from grace.cliutil import Context, fail, guarded, load_context, run_until_signal, stage_options
+from grace.errors import BootBlocked
+from grace.logwatch import LogWatcher, last_seq
 from grace.stages import StageProcess, Watchdog, stage_argv, stop_stages
 
 log = logging.getLogger(__name__)
@@ -30,7 +35,6 @@ NAME = "agent"
 # start order: the actuator first (it starts the kernels the triggers watch); stop in reverse
 AGENT_STAGES = ("act", "produce")
 HEARTBEAT_EVERY = 5.0
-MAX_UNSENT = 1000
 
 
 async def run_agent(ctx: Context, config_path: str | None, stop: asyncio.Event) -> None:
@@ -40,24 +44,25 @@ async def run_agent(ctx: Context, config_path: str | None, stop: asyncio.Event) 
     stages = [StageProcess(name, stage_argv(name, config_path, ctx.url(), ctx.data_dir),
                            logs / f"{name}.log") for name in AGENT_STAGES]
 
-    unsent = _Unsent(bus)  # the watchdog's events while NATS is out of reach
-
     async def publish(payload: events.Payload) -> None:
-        unsent.events.append(bus.event(payload))
-        await unsent.flush()
+        await bus.publish(bus.event(payload))
 
     dog = Watchdog(bus, stages, publish)
     beats: asyncio.Task[None] | None = None
+    steps: list[StageProcess] = []
     try:
+        await _boot_steps(ctx, config_path, bus, steps)
         for st in stages:
             st.start()
             click.echo(f"started {st.name} (pid {st.pid}, log {st.log_path})")
-        beats = asyncio.create_task(_heartbeats(bus, stop, unsent))
+        beats = asyncio.create_task(_heartbeats(bus, stop))
         await dog.run(stop)
         if dog.failure is not None:
             raise dog.failure
     finally:
         stop.set()
+        for step in steps:
+            await asyncio.to_thread(step.stop, 5.0)
         if beats is not None:
             await beats
         for name, code in await stop_stages(stages):
@@ -65,36 +70,35 @@ async def run_agent(ctx: Context, config_path: str | None, stop: asyncio.Event) 
         await bus.close()
 
 
-class _Unsent:
-    """The watchdog's events, published in order; on a failure kept for the next beat (their ids
-    dedupe a retry). A host cut off from JetStream must not take its agent down."""
+async def _boot_steps(ctx: Context, config_path: str | None, bus: Bus,
+                      steps: list[StageProcess]) -> None:
+    """Boot phases 3 (pre-boot code diff) and 4 (snapshots verified, a first snapshot where
+    none exists) before any kernel starts, as `grace up` runs them; a blocking failure stops."""
+    watcher = LogWatcher(bus, await last_seq(bus) + 1, topology.event_filter(host=ctx.cfg.host)).start()
+    try:
+        for n, stage_name in up.BOOT_STEPS:
+            step, code, result = await up.boot_step(ctx, config_path, n, stage_name, watcher,
+                                                    watcher.wait, steps)
+            if result is None:
+                log.error("boot phase %d: `grace %s --boot-phase` published no result within %.0fs "
+                          "(exit %s); see %s. Going on.", n, stage_name, up.BOOT_STEP_TIMEOUT_S,
+                          code, step.log_path)
+                continue
+            click.echo(f"phase {n}/7 {up.PHASES[n - 1]:<20} "
+                       f"{'ok' if result.status == 'completed' else 'FAILED'}  {result.detail}")
+            if result.status == "failed" and result.blocks:
+                raise BootBlocked(f"{result.detail} (boot phase {n}, {up.PHASES[n - 1]}: no stage "
+                                  "started)")
+    finally:
+        await watcher.close()
 
-    def __init__(self, bus: Bus) -> None:
-        self.bus, self.events, self.lock = bus, list[events.Event](), asyncio.Lock()
 
-    async def flush(self) -> None:
-        async with self.lock:
-            while self.events:
-                try:
-                    await self.bus.publish(self.events[0], timeout=5)
-                except Exception as exc:  # noqa: BLE001 - timeouts, no responders, reconnecting
-                    if len(self.events) > MAX_UNSENT:
-                        log.error("agent: NATS unreachable; dropped the oldest of %d unsent watchdog "
-                                  "events (%s); check this host's link to the cluster",
-                                  len(self.events), self.events.pop(0).type)
-                    log.warning("agent: %d watchdog event(s) not yet published (%r); retrying every "
-                                "%.0fs", len(self.events), exc, HEARTBEAT_EVERY)
-                    return
-                del self.events[0]
-
-
-async def _heartbeats(bus: Bus, stop: asyncio.Event, unsent: _Unsent) -> None:
+async def _heartbeats(bus: Bus, stop: asyncio.Event) -> None:
     seq = 0
     while not stop.is_set():
         seq += 1
         with contextlib.suppress(Exception):  # a link down: the next beat says we are back
             await bus.heartbeat(NAME, "stage", seq=seq)
-        await unsent.flush()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), HEARTBEAT_EVERY)
 

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,26 @@ def _first_cycle(seen: list[events.Event]) -> bool:
     return set(started.triggers) <= checked
 
 
+Wait = Callable[[Callable[[list[events.Event]], bool], float], Awaitable[bool]]
+
+
+async def boot_step(ctx: Context, config_path: str | None, n: int, stage_name: str,
+                    watcher: LogWatcher, wait: Wait, steps: list[StageProcess]
+                    ) -> tuple[StageProcess, int | None, events.BootPhase | None]:
+    """Run `grace <stage_name> --boot-phase` (phase `n`) to its end; the step (added to `steps`),
+    its exit code and the phase's result in the log (None: it published none in time)."""
+    step = StageProcess(f"{stage_name} --boot-phase", [*stage_argv(
+        stage_name, config_path, ctx.url(), ctx.data_dir), "--boot-phase"],
+        ctx.data_dir / "logs" / f"{stage_name}.log")
+    steps.append(step)
+    step.start()
+    await wait(_phase_ended(n, step), BOOT_STEP_TIMEOUT_S)
+    if step.exited() is not None:  # its result is acked in the log: let the watcher see it
+        await wait(_phase_ended(n), STEP_RESULT_GRACE_S)
+    code = await asyncio.to_thread(step.stop, 5.0)
+    return step, code, _phase_result(n)(watcher.seen)
+
+
 async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Event,
                        playbooks: str = "", quiet: bool = False) -> None:
     bus = await ctx.bus("up")
@@ -165,16 +185,7 @@ async def boot_and_run(ctx: Context, config_path: str | None, stop: asyncio.Even
         projecting = beats["project"]
         by_name["project"].start()
         for n, stage_name in BOOT_STEPS:
-            step = StageProcess(f"{stage_name} --boot-phase", [*stage_argv(
-                stage_name, config_path, ctx.url(), ctx.data_dir), "--boot-phase"],
-                logs / f"{stage_name}.log")
-            steps.append(step)
-            step.start()
-            await wait(_phase_ended(n, step), BOOT_STEP_TIMEOUT_S)
-            if step.exited() is not None:  # its result is acked in the log: let the watcher see it
-                await wait(_phase_ended(n), STEP_RESULT_GRACE_S)
-            code = await asyncio.to_thread(step.stop, 5.0)
-            result = _phase_result(n)(watcher.seen)
+            step, code, result = await boot_step(ctx, config_path, n, stage_name, watcher, wait, steps)
             if result is None:
                 await boot.phase(n, "failed", f"`grace {stage_name} --boot-phase` published no result "
                                  f"within {BOOT_STEP_TIMEOUT_S:.0f}s (exit {code}); see {step.log_path}")

@@ -55,6 +55,9 @@ async def test_the_agent_runs_this_hosts_actuator_and_producers_and_they_die_wit
         assert pinged.returncode == 0, (name, pinged.stdout, pinged.stderr,
                                         (tmp_path / "agent.log").read_text())
     await wait_for(lambda: len(kernel_processes(tmp_path)) == 1, timeout=30)
+    # boot phase 4 ran before the kernels: the host has a last good copy to restore from
+    assert "phase 4/7 snapshots verified" in (tmp_path / "agent.log").read_text()
+    assert list((tmp_path / ".grace_snapshots").rglob("*m.pkl*"))
     children = _stage_children(proc.pid)
     assert set(children) == {"act", "produce"}
 
@@ -74,3 +77,16 @@ def test_the_agent_without_a_nats_url_says_how_to_name_the_cluster(tmp_path: Pat
     result = grace_cmd("agent", "-c", str(tmp_path / "grace.yaml"), env={"GRACE_NATS_URL": ""})
     assert result.returncode == 2
     assert "--nats nats://node1:4222,nats://node2:4222" in result.stderr
+
+
+def test_code_that_does_not_compile_stops_the_agent_before_any_stage_or_kernel_starts(
+        tmp_path: Path, fresh_server: EmbeddedServer) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def broken(:\n")
+    make_config(tmp_path, kernels=[kernel("api", tmp_path)], code={"root": "src"})
+    result = grace_cmd("agent", "-c", str(tmp_path / "grace.yaml"), "--nats", fresh_server.url,
+                       timeout=120)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "phase 3/7 pre-boot code diff   FAILED" in result.stdout
+    assert "app.py" in result.stderr and "no stage started" in result.stderr
+    assert "started act" not in result.stdout and not kernel_processes(tmp_path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from grace import bus as bus_mod
 from grace import events
+from grace.embedded import EmbeddedServer
 from grace.logwatch import LogWatcher, last_seq
 from grace.stages import StageProcess, Watchdog
 from tests.support import wait_for
@@ -95,4 +96,36 @@ async def test_a_crash_looping_stage_stops_the_watchdog_with_its_last_error(
         stop.set()
         crasher.stop()
         await w.close()
+        await b.close()
+
+
+async def test_a_stage_is_not_judged_silent_while_the_watchdogs_own_link_to_nats_is_down(
+        fresh_server: EmbeddedServer, tmp_path: Path) -> None:
+    b = await bus_mod.connect_and_ensure(fresh_server.url, host="wd" + uuid.uuid4().hex[:8],
+                                         source="grace/wd/up")
+    quiet = stage("produce", "import time; time.sleep(120)", tmp_path)  # sends no heartbeat
+    published: list[events.Payload] = []
+
+    async def publish(p: events.Payload) -> None:
+        published.append(p)
+        await b.publish(b.event(p), timeout=2)
+
+    dog = Watchdog(b, [quiet], publish)  # the shipped heartbeat timeout
+    quiet.start()
+    try:
+        quiet.started_at -= 2 * dog.heartbeat_timeout  # silent for longer than the timeout
+        fresh_server.kill()  # the host is cut off: no heartbeat could reach the watchdog
+        await wait_for(lambda: not b.nc.is_connected, timeout=10)
+        await dog._check()
+        assert quiet.exited() is None and not published
+        fresh_server.restart()
+        await wait_for(lambda: b.nc.is_connected, timeout=15)
+        await dog._check()  # back: the stage gets a heartbeat timeout from now to be heard
+        assert quiet.exited() is None and not published
+        dog.link_down_at -= 2 * dog.heartbeat_timeout  # still silent a timeout after the link is back
+        await dog._check()
+        assert quiet.exited() is not None
+        assert [type(p) for p in published] == [events.StageHeartbeatGap]
+    finally:
+        quiet.kill()
         await b.close()
