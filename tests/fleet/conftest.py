@@ -1,5 +1,6 @@
-"""The fleet: three hosts in network namespaces (bench/fleet_net.py), shared by every test of
-tests/fleet, which run its faults in sequence. Skipped, with the reason, without root or
+"""The fleet: three hosts in network namespaces (bench/fleet_net.py), shared by the tests of one
+module, which run its faults in sequence; it goes with the module, so the rest of a `make test`
+session does not share the machine with it. Skipped, with the reason, without root or
 `ip netns`. The namespaces, bridge and processes go at the end even when a test fails (the
 fixture's finalizer, plus an atexit sweep of runs whose building process is gone)."""
 
@@ -19,7 +20,7 @@ from tests.fleet.ledger import Ledger
 SUMMARY: list[str] = []  # the module's summary line, printed at the end of the run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fleet_net.Fleet]:
     reason = fleet_net.unavailable()
     if reason:
@@ -37,7 +38,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fleet_net.Fleet]
         f.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ledger(fleet: fleet_net.Fleet) -> Ledger:
     """What the tests did to the world (faults, commands), checked against the log at the end."""
     return Ledger(fleet)

@@ -34,7 +34,7 @@ async def publish_retrying(b: bus_mod.Bus, ev: events.Event, attempts: int = 30)
     raise AssertionError(f"could not publish {ev.type} in {attempts} attempts")
 
 
-@pytest_asyncio.fixture(loop_scope="session", scope="session")
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def obs(fleet: Fleet) -> AsyncIterator[bus_mod.Bus]:
     """The test's own client, outside the namespaces (through the bridge)."""
     b = await bus_mod.connect_and_ensure(fleet.url, host="fleet-test", source="grace/fleet-test/pytest",
