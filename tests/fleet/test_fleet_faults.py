@@ -17,7 +17,7 @@ from grace import events, topology
 from grace.app.cluster import wait_for_meta_leader
 from tests.fleet import conftest
 from tests.fleet.ledger import Ledger, stream_leader
-from tests.reliability.pipeline import count_subjects
+from tests.reliability.pipeline import count_subjects, data_of, read_log
 from tests.support import wait_for
 
 CUT_S = 30.0  # how long a host stays cut off
@@ -87,6 +87,12 @@ async def test_a_host_cut_off_keeps_its_findings_and_runs_its_waiting_command_on
     finally:
         fleet.reconnect(alpha)
     await ledger.wait_healed(cut_fault)
+
+    async def results_of_the_waiting_command() -> list[str]:
+        log = await read_log(obs, topology.event_filter("result", "*", alpha.name))
+        return [e.type for e in log if data_of(e)["command_id"] == command.id]
+
+    assert await wait_for(results_of_the_waiting_command, timeout=120, interval=1) == ["command_succeeded"]
     ledger.survived += 1
 
 
