@@ -32,7 +32,7 @@ HOSTS = ("alpha", "beta", "gamma")  # partition.owner(h, 2): alpha -> 0, beta an
 CLIENT_PORT, ROUTE_PORT, MONITOR_PORT = 4222, 6222, 8222
 GRACE = str(Path(sys.executable).parent / "grace")
 EXAMPLE_PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"  # what `grace demo init` points at
-# How a host's per-host part of Grace starts; one line to change once `grace agent` exists.
+# How the per-host part of Grace starts on each host (`grace produce` + `grace act` before the agent).
 AGENT_STAGES: tuple[tuple[str, ...], ...] = (("agent",),)
 
 
