@@ -35,6 +35,7 @@ MODULES = (
     "bench.e2e",
     "bench.idle",
     "bench.console_idle",
+    "bench.fleet",
 )
 
 
