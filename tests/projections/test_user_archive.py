@@ -107,6 +107,7 @@ def test_a_user_projection_reads_expired_events_from_the_archive_and_stops_witho
                              timeout=120, check=False)
     assert refused.returncode != 0, refused.stderr
     assert f"sequences {first + 1}..{last} are gone" in refused.stderr, refused.stderr
+    assert "no archive is configured (archive.dir)" in refused.stderr
     assert position(live_path(into)) == first and user_tables(into) == kept
 
     # with it, the live projection catches up from the archive, then follows the stream
