@@ -7,7 +7,8 @@ stream against the stream alone.
 - `archive_read_per_s`: `python -m projections.reader --archive` into a trivial projection
   (frames decoded and counted), wall time including the reader's start.
 - `replay_archive_s` / `replay_stream_s`: `grace replay --into` of the same events (the
-  archived ones plus 10,000 more in the stream only) with and without the archive.
+  archived ones plus 10,000 more in the stream only) with and without the archive;
+  `replay_archive_rss_mb` / `replay_stream_rss_mb`: their peak RSS (the process tree's).
 GRACE_BENCH_ARCHIVE_EVENTS scales the event count down (e.g. 100000).
 """
 
@@ -72,14 +73,17 @@ async def archive_bench(ctx: BenchContext) -> dict[str, float]:
     await fill_log(ctx, TAIL, first=n)  # only in the stream: published after the archive
     config = ctx.dir / "grace.yaml"
     config.write_text(f"archive: {{dir: {folder}, segment: 1h, after: 0s}}\n")
-    stream_s, _, _ = await asyncio.to_thread(run_replay, ctx.url, ctx.dir / "stream.duckdb")
-    archive_s, _, _ = await asyncio.to_thread(run_replay, ctx.url, ctx.dir / "archive.duckdb",
-                                              config)
+    stream_s, stream_rss, _ = await asyncio.to_thread(run_replay, ctx.url,
+                                                      ctx.dir / "stream.duckdb")
+    archive_s, archive_rss, _ = await asyncio.to_thread(run_replay, ctx.url,
+                                                        ctx.dir / "archive.duckdb", config)
     return {"archive_write_per_s": n / write_s, "archive_bytes_per_million": size * 1e6 / n,
             "archive_read_per_s": n / read_s, "replay_archive_s": archive_s,
-            "replay_stream_s": stream_s}
+            "replay_stream_s": stream_s, "replay_archive_rss_mb": archive_rss,
+            "replay_stream_rss_mb": stream_rss}
 
 
 BENCHMARKS = [Benchmark("archive", ("archive_write_per_s", "archive_bytes_per_million",
-                                    "archive_read_per_s", "replay_archive_s", "replay_stream_s"),
+                                    "archive_read_per_s", "replay_archive_s", "replay_stream_s",
+                                    "replay_archive_rss_mb", "replay_stream_rss_mb"),
                         archive_bench)]

@@ -1,4 +1,4 @@
-"""The log's Parquet archive: segment files, their manifests, verification and reading.
+"""The log's Parquet archive: writing segment files and their manifests.
 
 A segment holds the events of GRACE_EVENTS whose stream time falls in one `archive.segment`
 period, as `events-<first seq>.parquet` (zstd) with `events-<first seq>.json` beside it (the
@@ -6,13 +6,12 @@ manifest: counts, first/last sequence, time range, sha256 of the Parquet file). 
 written once (temp file, fsync, rename) and never changed; consecutive segments continue each
 other's sequences exactly. The manifest is written last: a Parquet file without one is the
 trace of a crash between the two renames, and `complete_orphans` writes its manifest from it.
+Manifests, verification and reading are projections.archive_read (no pyarrow), re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,12 +20,25 @@ import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from grace.errors import GraceError
 from grace.events import Envelope
+from projections.archive_read import (
+    PREFIX,
+    ArchiveError,
+    Manifest,
+    check_segment,
+    last_seq,
+    manifests,
+    problems,
+    read_batches,
+    segment_name,
+    sha256_of,
+)
 
-PREFIX = "events-"
+__all__ = ["PREFIX", "ArchiveError", "Item", "Manifest", "SegmentWriter", "check_segment",
+           "complete_orphans", "last_seq", "manifests", "problems", "read_batches",
+           "segment_name", "sha256_of", "write_segment"]
+
 ROW_GROUP = 20_000  # rows a reader decompresses at a time: ~10 MB of raw events
-READ_BATCH = 10_000
 
 # the stream's sequence, time and subject, every envelope field, the data as JSON text and the
 # raw bytes as stored (a replay from the archive is byte-exact); times are UTC without a zone,
@@ -42,25 +54,6 @@ SCHEMA = pa.schema([
 _envelope = msgspec.json.Decoder(Envelope)
 
 
-class ArchiveError(GraceError):
-    """A segment of the archive is missing, altered, or does not continue the one before."""
-
-
-class Manifest(msgspec.Struct, frozen=True, kw_only=True):
-    """What a segment holds; the archive's record that it was written whole."""
-
-    file: str
-    events: int
-    first_seq: int
-    last_seq: int
-    first_time: datetime  # stream time of the first and last event
-    last_time: datetime
-    period_start: datetime  # the segment period the events fall in
-    period_end: datetime
-    bytes: int
-    sha256: str
-
-
 @dataclass
 class Item:
     """One message of the log, as the archiver reads it."""
@@ -69,25 +62,6 @@ class Item:
     stream_time_ns: int
     subject: str
     raw: bytes
-
-
-def segment_name(first_seq: int) -> str:
-    return f"{PREFIX}{first_seq:012d}"
-
-
-def manifests(folder: Path) -> list[Manifest]:
-    """Every manifest in `folder`, by first sequence."""
-    out = [msgspec.json.decode(p.read_bytes(), type=Manifest)
-           for p in sorted(folder.glob(f"{PREFIX}*.json"))]
-    return sorted(out, key=lambda m: m.first_seq)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _table(items: list[Item]) -> pa.Table:
@@ -228,77 +202,3 @@ def complete_orphans(folder: Path, segment_ns: int) -> list[Manifest]:
     return done
 
 
-def problems(folder: Path) -> list[str]:
-    """Every missing, altered or out-of-sequence segment, one message each ([] when sound)."""
-    out: list[str] = []
-    expected: int | None = None
-    listed = set()
-    for m in manifests(folder):
-        path = folder / m.file
-        listed.add(m.file)
-        if expected is not None and m.first_seq != expected:
-            what = "gap" if m.first_seq > expected else "overlap"
-            out.append(f"{path}: starts at sequence {m.first_seq}, the segment before ends at "
-                       f"{expected - 1} ({what})")
-        expected = m.last_seq + 1
-        if not path.exists():
-            out.append(f"{path}: missing (its manifest {path.stem}.json lists it)")
-        elif path.stat().st_size != m.bytes or sha256_of(path) != m.sha256:
-            out.append(f"{path}: altered (sha256 differs from its manifest)")
-    out.extend(f"{p}: has no manifest (the archiver completes it when it next runs)"
-               for p in sorted(folder.glob(f"{PREFIX}*.parquet")) if p.name not in listed)
-    return out
-
-
-def check_segment(folder: Path, m: Manifest, expected: int) -> Path:
-    """The segment's path once its chain and checksum hold; ArchiveError naming it otherwise."""
-    path = folder / m.file
-    if m.first_seq != expected:
-        raise ArchiveError(f"archive segment {path} starts at sequence {m.first_seq}, expected "
-                           f"{expected}: the archive has a gap or overlap there. Run `grace "
-                           "archive verify` and restore the missing segment from a backup")
-    if not path.exists():
-        raise ArchiveError(f"archive segment {path} is missing (its manifest lists it); restore "
-                           "it from a backup. `grace archive verify` lists every problem")
-    if sha256_of(path) != m.sha256:
-        raise ArchiveError(f"archive segment {path} was altered: its sha256 differs from its "
-                           "manifest; restore it from a backup. Replay refuses it")
-    return path
-
-
-def read_batches(folder: Path, start: int, until: int) -> Iterator[list[tuple[int, str, bytes]]]:
-    """(seq, subject, raw) of the archived events start..until, in order, checked by sequence."""
-    expected: int | None = None
-    for m in manifests(folder):
-        if m.last_seq < start:
-            expected = m.last_seq + 1
-            continue
-        if m.first_seq > until:
-            return
-        if expected is None:  # the first segment read: it must hold `start`
-            expected = min(m.first_seq, start) if m.first_seq > start else m.first_seq
-        path = check_segment(folder, m, expected)
-        expected = m.last_seq + 1
-        next_seq = m.first_seq
-        pf = pq.ParquetFile(path)
-        for b in pf.iter_batches(batch_size=READ_BATCH, columns=["seq", "stream_subject", "raw"]):
-            seqs = b.column(0).to_pylist()
-            if seqs[0] != next_seq or seqs[-1] != next_seq + len(seqs) - 1:
-                raise ArchiveError(f"archive segment {path} does not hold consecutive sequences "
-                                   f"from {next_seq}; restore it from a backup")
-            next_seq += len(seqs)
-            rows = list(zip(seqs, b.column(1).to_pylist(), b.column(2).to_pylist(), strict=True))
-            lo, hi = max(start - seqs[0], 0), until - seqs[0] + 1
-            if lo > 0 or hi < len(rows):
-                rows = rows[lo:max(hi, 0)]
-            if rows:
-                yield rows
-        if next_seq != m.last_seq + 1:
-            raise ArchiveError(f"archive segment {path} ends at {next_seq - 1}, its manifest at "
-                               f"{m.last_seq}; restore it from a backup")
-
-
-def last_seq(folder: Path) -> int:
-    """The last archived sequence (0: nothing archived)."""
-    ms = manifests(folder)
-    return ms[-1].last_seq if ms else 0

@@ -44,7 +44,7 @@ def archive_group() -> None:
 @guarded
 def verify(config_path: str | None, data_dir: str | None) -> None:
     """Check every segment against its manifest; exit 1 naming each missing or altered one."""
-    from projections.archive import manifests, problems
+    from projections.archive_read import manifests, problems
 
     folder = _require(load_context(config_path, None, data_dir).cfg)
     if not folder.is_dir():

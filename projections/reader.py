@@ -94,7 +94,7 @@ def decode_batch(body: bytes) -> list[tuple[int, str, bytes]]:
 
 async def _from_archive(folder: Path, start: int, until: int, out: asyncio.StreamWriter) -> int:
     """Write the archived events start..until as frames; return the next sequence to read."""
-    from projections import archive  # pyarrow: ~50 MB, only for replays that read an archive
+    from projections import archive_read as archive  # DuckDB: only replays that read an archive
 
     next_seq = start
     for rows in archive.read_batches(folder, start, until):
@@ -168,11 +168,6 @@ def main(argv: list[str]) -> int:
     url, start = argv[0], int(argv[1])
     until = int(argv[2]) if len(argv) > 2 else None
     gc.set_threshold(200_000, 50, 100)  # allocation-heavy, few cycles: collect rarely
-    if archive_dir is not None:
-        import pyarrow as pa  # type: ignore[import-untyped]
-
-        # the default pool (mimalloc) keeps each freed batch around: RSS grew by 200 MB
-        pa.set_memory_pool(pa.system_memory_pool())
     read_in_chunks_of(READ)
     try:
         asyncio.run(read(url, start, until, archive_dir))

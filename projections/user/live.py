@@ -22,7 +22,7 @@ from grace.cliutil import Context
 from grace.consume import Delivery, PullConsumer
 from projections.archive_cli import archive_dir
 from projections.user.api import Projection
-from projections.user.apply import Applier
+from projections.user.apply import Applier, ProjectionGap
 from projections.user.load import ProjectionFileError
 from projections.user.replay import catch_up
 from projections.user.store import UserStore, VersionChanged
@@ -76,9 +76,16 @@ async def run_live(ctx: Context, proj: Projection, dest: Path, stop: asyncio.Eve
     try:
         first = int((await bus.js.stream_info(topology.EVENTS)).state.first_seq)
         if first > applier.applied_seq + 1:
+            folder = archive_dir(ctx.cfg)
+            if folder is None:
+                raise ProjectionGap(
+                    f"projection {proj.name!r} is at sequence {applier.applied_seq}: sequences "
+                    f"{applier.applied_seq + 1}..{first - 1} are gone from GRACE_EVENTS "
+                    "(events.max_age) and no archive is configured (archive.dir). Start it with "
+                    "the config that sets archive.dir (-c); nothing was applied")
             log.warning("sequences %d..%d have left GRACE_EVENTS (events.max_age): reading them "
-                        "from the archive", applier.applied_seq + 1, first - 1)
-            await asyncio.to_thread(catch_up, ctx.url(), applier, archive_dir(ctx.cfg))
+                        "from the archive %s", applier.applied_seq + 1, first - 1, folder)
+            await asyncio.to_thread(catch_up, ctx.url(), applier, folder)
     except BaseException:
         store.close()
         await bus.close()
