@@ -133,13 +133,42 @@ def arrow_tables(rows: Rows) -> dict[str, pa.Table]:
     return {t: to_arrow(t, r) for t, r in rows.tables.items() if r}
 
 
-class Store:
-    """One projection file opened read-write by this process."""
+class DuckFile:
+    """A DuckDB file opened read-write by this process: transactions and publishing."""
 
     def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
         self.path, self.con = path, con
         self.in_transaction = False
         self.db_name = str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+
+    def commit(self) -> None:
+        """Commit the open transaction, if any."""
+        if self.in_transaction:
+            self.in_transaction = False
+            self.con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Drop the open transaction, if any (everything since the last commit)."""
+        if self.in_transaction:
+            self.in_transaction = False
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+
+    def publish(self, dest: Path) -> None:
+        """Copy the whole projection to a new file, then atomically put it at `dest`."""
+        tmp = dest.with_name(dest.name + ".tmp")
+        for p in (tmp, tmp.with_name(tmp.name + ".wal")):
+            p.unlink(missing_ok=True)
+        self.con.execute(f"ATTACH {sql_str(str(tmp))} AS grace_publish")
+        try:
+            self.con.execute(f'COPY FROM DATABASE "{self.db_name}" TO grace_publish')
+        finally:
+            self.con.execute("DETACH grace_publish")
+        os.replace(tmp, dest)
+
+
+class Store(DuckFile):
+    """One projection file opened read-write by this process."""
 
     @classmethod
     def open(cls, path: Path, memory_limit: str | None = None) -> Store:
@@ -217,31 +246,6 @@ class Store:
         except BaseException:
             self.rollback()
             raise
-
-    def commit(self) -> None:
-        """Commit the open transaction, if any."""
-        if self.in_transaction:
-            self.in_transaction = False
-            self.con.execute("COMMIT")
-
-    def rollback(self) -> None:
-        """Drop the open transaction, if any (everything since the last commit)."""
-        if self.in_transaction:
-            self.in_transaction = False
-            with contextlib.suppress(duckdb.Error):
-                self.con.execute("ROLLBACK")
-
-    def publish(self, dest: Path) -> None:
-        """Copy the whole projection to a new file, then atomically put it at `dest`."""
-        tmp = dest.with_name(dest.name + ".tmp")
-        for p in (tmp, tmp.with_name(tmp.name + ".wal")):
-            p.unlink(missing_ok=True)
-        self.con.execute(f"ATTACH {sql_str(str(tmp))} AS grace_publish")
-        try:
-            self.con.execute(f'COPY FROM DATABASE "{self.db_name}" TO grace_publish')
-        finally:
-            self.con.execute("DETACH grace_publish")
-        os.replace(tmp, dest)
 
     def close(self) -> None:
         """Close; what is not committed is dropped."""

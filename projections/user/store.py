@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from projections.store import ProjectionError, sql_str, utcnow
+from projections.store import DuckFile, ProjectionError, sql_str, utcnow
 from projections.user.api import Projection, Rows
 from projections.user.load import RESERVED, ProjectionFileError  # RESERVED: grace_projection
 
@@ -38,13 +37,12 @@ class VersionChanged(ProjectionError):
     """The file holds another version of the projection: it must be rebuilt."""
 
 
-class UserStore:
+class UserStore(DuckFile):
     """One user projection file opened read-write by this process."""
 
     def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, proj: Projection) -> None:
-        self.path, self.con, self.proj = path, con, proj
-        self.in_transaction = False
-        self.db_name = str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+        super().__init__(path, con)
+        self.proj = proj
         self.columns = {t: [r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
             "AND table_catalog = current_database() ORDER BY ordinal_position", [t]).fetchall()]
@@ -132,29 +130,6 @@ class UserStore:
         """Record the position (in the open transaction, with the rows that led to it)."""
         self.con.execute("UPDATE grace_projection SET last_seq = ?, events = events + ?, "
                          "updated_at = ?", [last_seq, events, utcnow()])
-
-    def commit(self) -> None:
-        if self.in_transaction:
-            self.in_transaction = False
-            self.con.execute("COMMIT")
-
-    def rollback(self) -> None:
-        if self.in_transaction:
-            self.in_transaction = False
-            with contextlib.suppress(duckdb.Error):
-                self.con.execute("ROLLBACK")
-
-    def publish(self, dest: Path) -> None:
-        """Copy the committed projection to a new file, then atomically put it at `dest`."""
-        tmp = dest.with_name(dest.name + ".tmp")
-        for p in (tmp, tmp.with_name(tmp.name + ".wal")):
-            p.unlink(missing_ok=True)
-        self.con.execute(f"ATTACH {sql_str(str(tmp))} AS grace_publish")
-        try:
-            self.con.execute(f'COPY FROM DATABASE "{self.db_name}" TO grace_publish')
-        finally:
-            self.con.execute("DETACH grace_publish")
-        os.replace(tmp, dest)
 
     def close(self) -> None:
         """Close; what is not committed is dropped."""
