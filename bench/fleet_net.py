@@ -378,6 +378,29 @@ class Fleet:
         return [f"{k} (exit {p.popen.returncode if p.popen else '?'}):\n{p.tail(8)}"
                 for k, p in self.procs.items() if not p.alive() and not p.killed]
 
+    def log_files(self) -> list[Path]:
+        """Every log the fleet keeps: NATS nodes, the started processes, and the stages each
+        agent runs (its host's .grace/logs)."""
+        files = [n.log for n in self.nodes.values()] + [p.log for p in self.procs.values()]
+        for h in self.hosts:
+            files += sorted((h.system / ".grace" / "logs").glob("*.log"))
+        return files
+
+    def log_tails(self, lines: int = 25, notable: int = 15) -> str:
+        """Each log's last lines, and its last warnings and errors (what a failure report shows)."""
+        out = []
+        for f in self.log_files():
+            try:
+                text = f.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            loud = [t for t in text if " WARNING " in t or " ERROR " in t or "Traceback" in t]
+            out.append(f"==== {f} ({len(text)} lines)")
+            if loud:
+                out += ["-- last warnings/errors:", *loud[-notable:], "-- last lines:"]
+            out += text[-lines:]
+        return "\n".join(out)
+
     # ------------------------------------------------------------------ teardown
 
     def close(self) -> None:

@@ -48,6 +48,7 @@ class Ledger:
     faults: list[Fault] = field(default_factory=list)
     commands: list[tuple[str, str]] = field(default_factory=list)  # (command id, host) we published
     survived: int = 0  # network partitions and node/processor losses the pipeline got through
+    details: dict[str, list[str]] = field(default_factory=dict)  # the audit's findings by name
     _last: dict[Path, float] = field(default_factory=dict)
 
     async def corrupt(self, host: Host) -> Fault:
@@ -110,6 +111,17 @@ class Ledger:
         started = {(e.host, data_of(e)["kernel"], data_of(e).get("instance", 0), data_of(e)["pid"])
                    for e in log if e.type in ("kernel_started", "kernel_restarted")}
         running = Counter((h, k, i) for h, k, i, _ in self.kernel_processes())
+        dup_ids = sorted(i for i, n in ids.items() if n > 1)
+        self.details = {  # what the counts below are made of, for a failure's message
+            "duplicate_event_ids": [f"{i} x{ids[i]}" for i in dup_ids][:10],
+            "duplicate_commands": [c for c, n in issued.items() if n > 1][:10],
+            "commands_without_result": [c for c in wanted if results[c] == 0][:10],
+            "duplicate_results": [c for c in wanted if results[c] > 1][:10],
+            "restores": [f"{k}: {restores[k]} restore(s) for {n} fault(s)" for k, n in per_file.items()
+                         if restores[k] != n],
+            "kernel_instances_twice": [str(k) for k, n in running.items() if n > 1],
+            "kernel_processes_not_in_log": [str(k) for k in sorted(set(self.kernel_processes()) - started)],
+        }
         return {
             "events": len(log),
             "duplicate_event_ids": sum(n - 1 for n in ids.values() if n > 1),

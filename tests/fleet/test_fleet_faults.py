@@ -158,4 +158,4 @@ async def test_the_log_and_the_world_agree_nothing_lost_nothing_done_twice(
                             f"duplicates={duplicates} partitions_survived={ledger.survived}")
     assert ledger.faults, "no fault was injected"
     assert ledger.kernel_processes(), "no kernel process of the fleet found: the pid check saw nothing"
-    assert (losses, duplicates) == (0, 0), counts
+    assert (losses, duplicates) == (0, 0), f"{counts}; {ledger.details}"
