@@ -359,9 +359,17 @@ class Fleet:
             if dead:
                 raise FleetError("a fleet process exited while starting:\n" + "\n".join(dead))
             h = waiting[0]
-            info = await b.js.stream_info(topology.EVENTS, subjects_filter=topology.event_filter(
-                "snapshot", "snapshot_taken", h.name))
-            if sum((info.state.subjects or {}).values()) >= 3:
+            try:
+                info = await b.js.stream_info(topology.EVENTS, subjects_filter=topology.event_filter(
+                    "snapshot", "snapshot_taken", h.name))
+                taken = sum((info.state.subjects or {}).values())
+            except Exception as exc:  # a timeout while the cluster settles: ask again
+                if time.monotonic() > deadline:
+                    raise FleetError(f"the cluster did not answer for GRACE_EVENTS within "
+                                     f"{timeout:.0f}s ({exc!r}); see {self.root / 'nats'}") from exc
+                await asyncio.sleep(1)
+                continue
+            if taken >= 3:
                 waiting.pop(0)
                 continue
             if time.monotonic() > deadline:

@@ -13,15 +13,18 @@ import hashlib
 import os
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import nats.errors
 import psutil
 
 from bench.fleet_net import Fleet, FleetError, Host
 from grace import bus as bus_mod
 from grace import kernelstate, topology
+from grace.errors import BusError
 from tests.reliability.pipeline import data_of, read_log
 from tests.support import wait_for
 
@@ -29,6 +32,21 @@ TARGETS = ("models/model.pkl", "config/app.yaml", "config/features.json")
 COOLDOWN_S = 61.0  # the shipped playbooks' cooldown per file (1m), plus a margin
 RESULTS = ("command_succeeded", "command_failed", "command_skipped")
 HEAL_TIMEOUT_S = 180.0
+T = TypeVar("T")
+
+
+async def patient(read: Callable[[], Awaitable[T]], what: str, timeout: float = 90.0) -> T:
+    """A read of the cluster from the test's own client, retried while a leader is elected or
+    the client moves to another node (`nats: timeout` on a loaded machine is no finding)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await read()
+        except (TimeoutError, nats.errors.Error, BusError, ConnectionError) as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: the cluster did not answer within {timeout:.0f}s "
+                                     f"(last: {exc!r})") from exc
+            await asyncio.sleep(1)
 
 
 def sha256(path: Path) -> str:
@@ -87,7 +105,7 @@ class Ledger:
         """Wait until every issued command has a result, then count losses and duplicates."""
 
         async def settled() -> list[Any] | None:
-            log = await read_log(b)
+            log = await patient(lambda: read_log(b), "reading the log")
             issued = {data_of(e)["command_id"] for e in log if e.type == "command_issued"}
             issued |= {c for c, _ in self.commands}
             done = {data_of(e)["command_id"] for e in log if e.type in RESULTS}
@@ -96,7 +114,7 @@ class Ledger:
         try:
             log = await wait_for(settled, timeout=HEAL_TIMEOUT_S, interval=1.0)
         except AssertionError:
-            log = await read_log(b)
+            log = await patient(lambda: read_log(b), "reading the log")
         ids = Counter(e.id for e in log)
         issued = Counter(data_of(e)["command_id"] for e in log if e.type == "command_issued")
         results = Counter(data_of(e)["command_id"] for e in log if e.type in RESULTS)
@@ -153,6 +171,6 @@ class Ledger:
 
 async def stream_leader(b: bus_mod.Bus) -> str:
     """The server name (= host name) leading GRACE_EVENTS, read through the JetStream API."""
-    info = await b.js.stream_info(topology.EVENTS)
+    info = await patient(lambda: b.js.stream_info(topology.EVENTS), "GRACE_EVENTS' info")
     assert info.cluster is not None and info.cluster.leader, "GRACE_EVENTS has no leader"
     return str(info.cluster.leader)
