@@ -23,7 +23,8 @@ from actuators.supervisor import Supervisor
 from grace import events
 from grace.bus import Bus
 from grace.config import Config
-from grace.errors import ActionError, BusError, GraceError
+from grace.consume import TRANSIENT
+from grace.errors import ActionError, GraceError
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Executor:
                 await self.intents.put(intent)
                 log.info("resuming %s %s toward its recorded target %s", cmd.TYPE, ev.id,
                          intent.target)
-        except (TimeoutError, BusError, ConnectionError):
+        except TRANSIENT:
             raise  # the bus is down: the command stays unacked and its intent says where we were
         except GraceError as exc:
             extra = exc.details if isinstance(exc, ActionError) else {}
@@ -109,7 +110,7 @@ class Executor:
                                                  intent.target)
             if intent.attempts > 1:
                 details = {**details, "resumed": True, "attempts": intent.attempts}
-        except (TimeoutError, BusError, ConnectionError):
+        except TRANSIENT:
             raise  # the bus is down: the intent says where we were; a resume finishes it
         except GraceError as exc:
             extra = exc.details if isinstance(exc, ActionError) else {}

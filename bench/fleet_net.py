@@ -359,9 +359,17 @@ class Fleet:
             if dead:
                 raise FleetError("a fleet process exited while starting:\n" + "\n".join(dead))
             h = waiting[0]
-            info = await b.js.stream_info(topology.EVENTS, subjects_filter=topology.event_filter(
-                "snapshot", "snapshot_taken", h.name))
-            if sum((info.state.subjects or {}).values()) >= 3:
+            try:
+                info = await b.js.stream_info(topology.EVENTS, subjects_filter=topology.event_filter(
+                    "snapshot", "snapshot_taken", h.name))
+                taken = sum((info.state.subjects or {}).values())
+            except Exception as exc:  # a timeout while the cluster settles: ask again
+                if time.monotonic() > deadline:
+                    raise FleetError(f"the cluster did not answer for GRACE_EVENTS within "
+                                     f"{timeout:.0f}s ({exc!r}); see {self.root / 'nats'}") from exc
+                await asyncio.sleep(1)
+                continue
+            if taken >= 3:
                 waiting.pop(0)
                 continue
             if time.monotonic() > deadline:
@@ -377,6 +385,29 @@ class Fleet:
         """The Grace processes that exited on their own (with their log's end)."""
         return [f"{k} (exit {p.popen.returncode if p.popen else '?'}):\n{p.tail(8)}"
                 for k, p in self.procs.items() if not p.alive() and not p.killed]
+
+    def log_files(self) -> list[Path]:
+        """Every log the fleet keeps: NATS nodes, the started processes, and the stages each
+        agent runs (its host's .grace/logs)."""
+        files = [n.log for n in self.nodes.values()] + [p.log for p in self.procs.values()]
+        for h in self.hosts:
+            files += sorted((h.system / ".grace" / "logs").glob("*.log"))
+        return files
+
+    def log_tails(self, lines: int = 25, notable: int = 15) -> str:
+        """Each log's last lines, and its last warnings and errors (what a failure report shows)."""
+        out = []
+        for f in self.log_files():
+            try:
+                text = f.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            loud = [t for t in text if " WARNING " in t or " ERROR " in t or "Traceback" in t]
+            out.append(f"==== {f} ({len(text)} lines)")
+            if loud:
+                out += ["-- last warnings/errors:", *loud[-notable:], "-- last lines:"]
+            out += text[-lines:]
+        return "\n".join(out)
 
     # ------------------------------------------------------------------ teardown
 

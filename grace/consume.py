@@ -20,6 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+import nats.errors
+import nats.js.errors
+
 from grace import events
 from grace.bus import Bus
 from grace.errors import BusError, EventError
@@ -27,6 +30,14 @@ from grace.transport import PayloadTooLarge, Raw
 from grace.transport.acks import parse_ack_subject, seq_delivered_consumer, stream_seq
 
 log = logging.getLogger(__name__)
+
+# The bus failing under a handler, not the message: the batch is retried (with backoff), never
+# rejected. A cluster that is electing a leader or catching up after a network partition
+# answers 503 (ServiceUnavailable) or not at all for a while.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    TimeoutError, BusError, ConnectionError, nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError,
+    nats.errors.StaleConnectionError, nats.errors.ConnectionReconnectingError)
 
 __all__ = ["AckMode", "Delivery", "PullConsumer", "Raw", "parse_ack_subject", "read_range",
            "stream_seq"]
@@ -172,7 +183,7 @@ class PullConsumer(Generic[T]):
                           self.stage, exc, len(good))
                 await self._deliver_one_by_one(good)
                 return
-            except (TimeoutError, BusError, ConnectionError) as exc:
+            except TRANSIENT as exc:
                 log.warning("%s: bus error while handling %d messages, retrying in %.1fs: %r",
                             self.stage, len(good), delay, exc)
                 await asyncio.sleep(delay)
@@ -193,7 +204,7 @@ class PullConsumer(Generic[T]):
             except PayloadTooLarge as exc:
                 raw = events.encode(d.item) if isinstance(d.item, events.Event) else b""
                 await self._reject_raw(raw, d.subject, d.seq, f"{self.stage}: {exc}")
-            except (TimeoutError, BusError, ConnectionError):
+            except TRANSIENT:
                 raise
             except Exception as exc:  # noqa: BLE001 - poison message: keep it, say why
                 raw = events.encode(d.item) if isinstance(d.item, events.Event) else b""

@@ -20,7 +20,7 @@ import msgspec
 import nats.errors
 
 from grace import events, parentdeath, runlock, topology
-from grace.bus import Bus
+from grace.bus import STAGE_BEAT_ENV, Bus
 from grace.errors import GraceError
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,22 @@ class StageProcess:
     expected_exit: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def beat_path(self) -> Path:
+        """Touched by the stage on each heartbeat (grace.bus.STAGE_BEAT_ENV)."""
+        return self.log_path.with_suffix(".beat")
+
+    def beat_age(self) -> float | None:
+        """Seconds since the stage last touched its beat file; None before its first beat."""
+        try:
+            return max(0.0, time.time() - self.beat_path.stat().st_mtime)
+        except OSError:
+            return None
+
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            self.beat_path.unlink()  # a beat of the previous run is no sign of this one
         lock_fd = runlock.inherited_fd()
         # the child keeps its own descriptor of the log; ours closes once it is started
         with open(self.log_path, "ab") as out:
@@ -59,7 +73,9 @@ class StageProcess:
             # actuator stops its kernels); the stage's parent watch is the fallback
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=parentdeath.child_env({**os.environ, **self.env}), start_new_session=True,
+                env=parentdeath.child_env({**os.environ, **self.env,
+                                           STAGE_BEAT_ENV: str(self.beat_path)}),
+                start_new_session=True,
                 preexec_fn=parentdeath.preexec(signal.SIGTERM),  # noqa: PLW1509 - prctl runs between fork and exec
                 pass_fds=() if lock_fd is None else (lock_fd,))
         self.started_at = time.monotonic()
@@ -135,6 +151,7 @@ class Watchdog:
         # heartbeats cannot arrive while our own NATS connection is down: silence is judged only
         # from the time the link was last seen down (a host cut off is not a silent stage)
         self.link_down_at = 0.0
+        self._link_silence: set[str] = set()  # stages heard only locally (their warning is out)
 
     def _on_heartbeat(self, subject: bytes, _reply: bytes, data: bytes, _headers: bytes | None) -> None:
         try:
@@ -144,6 +161,7 @@ class Watchdog:
         if hb.kind == "stage" and hb.name in self.stages:
             self.last_beat[hb.name] = time.monotonic()
             self._gap_reported.discard(hb.name)
+            self._link_silence.discard(hb.name)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until `stop` is set or a stage crash-loops (then `failure` says which)."""
@@ -206,6 +224,17 @@ class Watchdog:
         seen = max(self.last_beat.get(name, st.started_at), st.started_at, self.link_down_at)
         if now - seen <= self.heartbeat_timeout or name in self._gap_reported:
             return
+        # silent over NATS but beating locally: the stage's own link is down or on another
+        # node that is cut off (a fleet host); killing it would not bring the link back
+        age = st.beat_age()
+        if age is not None and age <= self.heartbeat_timeout:
+            if name not in self._link_silence:
+                self._link_silence.add(name)
+                log.warning("stage %s: no heartbeat through NATS for %.0fs, but it beats locally "
+                            "(%.0fs ago): its link to NATS is down, not the stage; not restarting "
+                            "it", name, now - seen, age)
+            return
+        self._link_silence.discard(name)
         self._gap_reported.add(name)
         last = None
         if name in self.last_beat:

@@ -13,15 +13,18 @@ import hashlib
 import os
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import nats.errors
 import psutil
 
 from bench.fleet_net import Fleet, FleetError, Host
 from grace import bus as bus_mod
 from grace import kernelstate, topology
+from grace.errors import BusError
 from tests.reliability.pipeline import data_of, read_log
 from tests.support import wait_for
 
@@ -29,6 +32,21 @@ TARGETS = ("models/model.pkl", "config/app.yaml", "config/features.json")
 COOLDOWN_S = 61.0  # the shipped playbooks' cooldown per file (1m), plus a margin
 RESULTS = ("command_succeeded", "command_failed", "command_skipped")
 HEAL_TIMEOUT_S = 180.0
+T = TypeVar("T")
+
+
+async def patient(read: Callable[[], Awaitable[T]], what: str, timeout: float = 90.0) -> T:
+    """A read of the cluster from the test's own client, retried while a leader is elected or
+    the client moves to another node (`nats: timeout` on a loaded machine is no finding)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await read()
+        except (TimeoutError, nats.errors.Error, BusError, ConnectionError) as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: the cluster did not answer within {timeout:.0f}s "
+                                     f"(last: {exc!r})") from exc
+            await asyncio.sleep(1)
 
 
 def sha256(path: Path) -> str:
@@ -48,6 +66,7 @@ class Ledger:
     faults: list[Fault] = field(default_factory=list)
     commands: list[tuple[str, str]] = field(default_factory=list)  # (command id, host) we published
     survived: int = 0  # network partitions and node/processor losses the pipeline got through
+    details: dict[str, list[str]] = field(default_factory=dict)  # the audit's findings by name
     _last: dict[Path, float] = field(default_factory=dict)
 
     async def corrupt(self, host: Host) -> Fault:
@@ -86,7 +105,7 @@ class Ledger:
         """Wait until every issued command has a result, then count losses and duplicates."""
 
         async def settled() -> list[Any] | None:
-            log = await read_log(b)
+            log = await patient(lambda: read_log(b), "reading the log")
             issued = {data_of(e)["command_id"] for e in log if e.type == "command_issued"}
             issued |= {c for c, _ in self.commands}
             done = {data_of(e)["command_id"] for e in log if e.type in RESULTS}
@@ -95,7 +114,7 @@ class Ledger:
         try:
             log = await wait_for(settled, timeout=HEAL_TIMEOUT_S, interval=1.0)
         except AssertionError:
-            log = await read_log(b)
+            log = await patient(lambda: read_log(b), "reading the log")
         ids = Counter(e.id for e in log)
         issued = Counter(data_of(e)["command_id"] for e in log if e.type == "command_issued")
         results = Counter(data_of(e)["command_id"] for e in log if e.type in RESULTS)
@@ -110,6 +129,17 @@ class Ledger:
         started = {(e.host, data_of(e)["kernel"], data_of(e).get("instance", 0), data_of(e)["pid"])
                    for e in log if e.type in ("kernel_started", "kernel_restarted")}
         running = Counter((h, k, i) for h, k, i, _ in self.kernel_processes())
+        dup_ids = sorted(i for i, n in ids.items() if n > 1)
+        self.details = {  # what the counts below are made of, for a failure's message
+            "duplicate_event_ids": [f"{i} x{ids[i]}" for i in dup_ids][:10],
+            "duplicate_commands": [c for c, n in issued.items() if n > 1][:10],
+            "commands_without_result": [c for c in wanted if results[c] == 0][:10],
+            "duplicate_results": [c for c in wanted if results[c] > 1][:10],
+            "restores": [f"{k}: {restores[k]} restore(s) for {n} fault(s)" for k, n in per_file.items()
+                         if restores[k] != n],
+            "kernel_instances_twice": [str(k) for k, n in running.items() if n > 1],
+            "kernel_processes_not_in_log": [str(k) for k in sorted(set(self.kernel_processes()) - started)],
+        }
         return {
             "events": len(log),
             "duplicate_event_ids": sum(n - 1 for n in ids.values() if n > 1),
@@ -141,6 +171,6 @@ class Ledger:
 
 async def stream_leader(b: bus_mod.Bus) -> str:
     """The server name (= host name) leading GRACE_EVENTS, read through the JetStream API."""
-    info = await b.js.stream_info(topology.EVENTS)
+    info = await patient(lambda: b.js.stream_info(topology.EVENTS), "GRACE_EVENTS' info")
     assert info.cluster is not None and info.cluster.leader, "GRACE_EVENTS has no leader"
     return str(info.cluster.leader)

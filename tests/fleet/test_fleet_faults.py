@@ -16,7 +16,7 @@ from grace import bus as bus_mod
 from grace import events, topology
 from grace.app.cluster import wait_for_meta_leader
 from tests.fleet import conftest
-from tests.fleet.ledger import Ledger, stream_leader
+from tests.fleet.ledger import Ledger, patient, stream_leader
 from tests.reliability.pipeline import count_subjects, data_of, read_log
 from tests.support import wait_for
 
@@ -61,11 +61,12 @@ async def test_each_host_heals_its_own_fault_and_the_dashboard_shows_hosts_apart
     names = {h.name for h in fleet.hosts}
     shown = await wait_for(lambda: by_host() if set(by_host()) >= names else None, timeout=60, interval=1)
     assert {h: shown[h] for h in names} == dict.fromkeys(names, 1)
-    assert await count_subjects(obs, restored) >= 3
+    assert await patient(lambda: count_subjects(obs, restored), "counting restores") >= 3
     log_sources = set()
     for h in fleet.hosts:  # each restore was done by that host's own actuator
-        info = await obs.js.stream_info(topology.EVENTS, subjects_filter=topology.event_filter(
-            "result", "command_succeeded", h.name))
+        info = await patient(lambda h=h: obs.js.stream_info(  # type: ignore[misc]
+            topology.EVENTS, subjects_filter=topology.event_filter("result", "command_succeeded", h.name)),
+            f"results of {h.name}")
         log_sources.add((h.name, sum((info.state.subjects or {}).values()) > 0))
     assert log_sources == {(h.name, True) for h in fleet.hosts}
 
@@ -89,7 +90,8 @@ async def test_a_host_cut_off_keeps_its_findings_and_runs_its_waiting_command_on
     await ledger.wait_healed(cut_fault)
 
     async def results_of_the_waiting_command() -> list[str]:
-        log = await read_log(obs, topology.event_filter("result", "*", alpha.name))
+        log = await patient(lambda: read_log(obs, topology.event_filter("result", "*", alpha.name)),
+                            "reading alpha's results")
         return [e.type for e in log if data_of(e)["command_id"] == command.id]
 
     assert await wait_for(results_of_the_waiting_command, timeout=120, interval=1) == ["command_succeeded"]
@@ -158,4 +160,4 @@ async def test_the_log_and_the_world_agree_nothing_lost_nothing_done_twice(
                             f"duplicates={duplicates} partitions_survived={ledger.survived}")
     assert ledger.faults, "no fault was injected"
     assert ledger.kernel_processes(), "no kernel process of the fleet found: the pid check saw nothing"
-    assert (losses, duplicates) == (0, 0), counts
+    assert (losses, duplicates) == (0, 0), f"{counts}; {ledger.details}"

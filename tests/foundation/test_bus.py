@@ -87,3 +87,24 @@ async def test_durable_consumer_acks_after_handling(bus: Bus) -> None:
     consumer.stop()
     await task
     assert got == sorted(got) and len(got) == len(set(got)) >= 500
+
+
+async def test_a_handler_meeting_a_cluster_without_leader_is_retried_not_rejected(bus: Bus) -> None:
+    """Right after a network partition heals, JetStream answers 503 for a while: the command in
+    hand must wait and run, not go to GRACE_REJECTED (a command without a result)."""
+    import nats.js.errors
+
+    before = (await bus.js.stream_info(topology.EVENTS)).state.last_seq
+    ev = bus.event(cpu(3.0))
+    await bus.publish(ev)
+    rejected_before = (await bus.js.stream_info(topology.REJECTED)).state.messages
+    calls: list[str] = []
+
+    async def handle(items: list[Delivery[events.Event]]) -> None:
+        calls.append(items[0].item.id)
+        if len(calls) <= 2:  # what the intent store's KV put raised in tests/fleet, for a while
+            raise nats.js.errors.ServiceUnavailableError()
+
+    await read_range(bus, before + 1, handle, stage="test-unavailable")
+    assert calls == [ev.id, ev.id, ev.id]
+    assert (await bus.js.stream_info(topology.REJECTED)).state.messages == rejected_before

@@ -129,3 +129,43 @@ async def test_a_stage_is_not_judged_silent_while_the_watchdogs_own_link_to_nats
     finally:
         quiet.kill()
         await b.close()
+
+
+async def test_a_stage_that_beats_locally_but_not_through_nats_is_not_killed(
+        nats_url: str, tmp_path: Path) -> None:
+    """A fleet host: the stage's NATS node is cut off while the watchdog's is not. The stage's
+    loop still runs (its beat file is fresh), so it is not killed; once its loop hangs, it is."""
+    import os
+
+    from grace.bus import STAGE_BEAT_ENV
+
+    b = await bus_mod.connect_and_ensure(nats_url, host="wd" + uuid.uuid4().hex[:8],
+                                         source="grace/wd/up")
+    hung_mark = tmp_path / "hung"
+    code = (f"import os, time, pathlib\nbeat = pathlib.Path(os.environ[{STAGE_BEAT_ENV!r}])\n"
+            f"while not pathlib.Path({str(hung_mark)!r}).exists():\n    beat.touch(); time.sleep(0.1)\n"
+            f"pathlib.Path({str(hung_mark)!r} + '.seen').touch(); time.sleep(120)\n")
+    cut_off = stage("act", code, tmp_path)  # beats locally, never through NATS
+    published: list[events.Payload] = []
+
+    async def publish(p: events.Payload) -> None:
+        published.append(p)
+        await b.publish(b.event(p), timeout=2)
+
+    dog = Watchdog(b, [cut_off], publish)  # the shipped heartbeat timeout
+    cut_off.start()
+    try:
+        await wait_for(lambda: cut_off.beat_age() is not None, timeout=30)
+        cut_off.started_at -= 2 * dog.heartbeat_timeout  # silent over NATS for longer than the timeout
+        await dog._check()
+        assert cut_off.exited() is None and not published
+        hung_mark.touch()  # its loop hangs: no more beats, the file ages past the timeout
+        await wait_for((tmp_path / "hung.seen").exists, timeout=30)
+        past = cut_off.beat_path.stat().st_mtime - 2 * dog.heartbeat_timeout
+        os.utime(cut_off.beat_path, (past, past))
+        await dog._check()
+        assert cut_off.exited() is not None
+        assert [type(p) for p in published] == [events.StageHeartbeatGap]
+    finally:
+        cut_off.kill()
+        await b.close()
