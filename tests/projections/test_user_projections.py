@@ -41,6 +41,22 @@ def _wait_position(into: Path, seq: int, procs: list[subprocess.Popen[bytes]], l
         time.sleep(0.05)
 
 
+def _handles_sigterm(pid: int) -> bool:
+    """Whether the process has installed its SIGTERM handler (its SigCgt mask in /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def _wait_started(procs: list[subprocess.Popen[bytes]], log: Path, timeout: float = 60) -> None:
+    """Until each process stops cleanly on SIGTERM: one still importing would die of it."""
+    deadline = time.monotonic() + timeout
+    while not all(_handles_sigterm(p.pid) for p in procs):
+        assert all(p.poll() is None for p in procs), log.read_text()
+        assert time.monotonic() < deadline, f"no SIGTERM handler after {timeout}s: {log.read_text()}"
+        time.sleep(0.05)
+
+
 def test_user_projections_kept_live_across_sigkills_equal_their_replay(
         fresh_server: EmbeddedServer, tmp_path: Path) -> None:
     url, seed = fresh_server.url, random.randrange(1 << 30)
@@ -76,6 +92,7 @@ def test_user_projections_kept_live_across_sigkills_equal_their_replay(
         last = published[-1]
         for p in examples:
             _wait_position(intos[p], last, procs, log)
+        _wait_started(procs, log)  # the files may be at `last` already from before the kill
     finally:
         publisher.join()
         for p in procs:
