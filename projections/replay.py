@@ -97,27 +97,39 @@ def replay_into(url: str, dest: Path, *, force: bool = False, until_seq: int | N
     return last
 
 
-def _feed(proc: subprocess.Popen[bytes], writer: ChunkedWriter, batch: int,
-          progress: Progress | None) -> int:
-    """The reader's frames through the writer, committed; returns the last sequence."""
+def reader_batches(proc: subprocess.Popen[bytes], batch: int) -> tuple[int, Iterator[list[Item]]]:
+    """The last sequence the reader announced, and its items in batches of `batch` or more
+    (a batch ends early at that sequence, the last may be shorter)."""
     assert proc.stdout is not None
     frames = reader.read_frames(proc.stdout)
     head = next(frames, None)
     if head is None:
         raise ReplayError(_reader_failed(proc))
     until = int(msgspec.msgpack.decode(head)["until"])
+
+    def batches() -> Iterator[list[Item]]:
+        pending: list[Item] = []
+        for body in frames:
+            pending.extend(reader.decode_batch(body))
+            if len(pending) >= batch or (pending and pending[-1][0] >= until):
+                yield pending
+                pending = []
+        if pending:
+            yield pending
+
+    return until, batches()
+
+
+def _feed(proc: subprocess.Popen[bytes], writer: ChunkedWriter, batch: int,
+          progress: Progress | None) -> int:
+    """The reader's frames through the writer, committed; returns the last sequence."""
+    until, batches = reader_batches(proc, batch)
     if progress is not None:
         progress(0, until)
-    pending: list[Item] = []
-    for body in frames:
-        pending.extend(reader.decode_batch(body))
-        if len(pending) >= batch or (pending and pending[-1][0] >= until):
-            last = writer.submit(pending)
-            pending = []
-            if progress is not None:
-                progress(last, until)
-    if pending:
-        writer.submit(pending)
+    for items in batches:
+        last = writer.submit(items)
+        if progress is not None:
+            progress(last, until)
     last = writer.finish()
     if last < until:
         raise ReplayError(f"the log ended at sequence {last}, expected {until}: "

@@ -11,18 +11,16 @@ import os
 import subprocess
 from pathlib import Path
 
-import msgspec
-
-from projections import reader
 from projections.replay import (
     Progress,
     ReplayError,
     _grow_pipe,
     _reader_failed,
     prepare,
+    reader_batches,
     reader_command,
 )
-from projections.user.api import Frame, Projection
+from projections.user.api import Projection
 from projections.user.apply import Applier
 from projections.user.store import UserStore
 
@@ -76,26 +74,13 @@ def catch_up(url: str, applier: Applier, archive: Path | None, batch: int = BATC
 
 def _feed(proc: subprocess.Popen[bytes], applier: Applier, batch: int,
           progress: Progress | None) -> int:
-    assert proc.stdout is not None
-    frames = reader.read_frames(proc.stdout)
-    head = next(frames, None)
-    if head is None:
-        raise ReplayError(_reader_failed(proc))
-    until = int(msgspec.msgpack.decode(head)["until"])
+    until, batches = reader_batches(proc, batch)
     if progress is not None:
         progress(0, until)
-    pending: list[Frame] = []
-    for body in frames:
-        pending.extend(reader.decode_batch(body))
-        if len(pending) >= batch:
-            applier.feed(pending)
-            pending = []
-            if progress is not None:
-                progress(applier.applied_seq, until)
-    if pending:
-        applier.feed(pending)
-    if progress is not None:
-        progress(applier.applied_seq, until)
+    for items in batches:
+        applier.feed(items)
+        if progress is not None:
+            progress(applier.applied_seq, until)
     if applier.applied_seq < until:
         raise ReplayError(f"the log ended at sequence {applier.applied_seq}, expected {until}: "
                           + _reader_failed(proc))
