@@ -27,8 +27,6 @@ from bench import BenchContext, BenchError, Benchmark
 from bench.replay import fill_log, run_replay
 from grace.config import Archive
 from grace.durations import Duration
-from projections import reader
-from projections.archiver import archive_closed
 
 DEFAULT_EVENTS = 1_000_000
 TAIL = 10_000  # events only the stream holds: the replay reads the archive, then the stream
@@ -36,6 +34,8 @@ TAIL = 10_000  # events only the stream holds: the replay reads the archive, the
 
 def read_through_reader(url: str, folder: Path, until: int) -> float:
     """Seconds for the log reader to hand 1..until from the archive to a counting consumer."""
+    from projections import reader  # imported here: `grace bench --only X` loads no Parquet
+
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "projections.reader", url, "1", str(until),
                              "--archive", str(folder)], stdout=subprocess.PIPE,
@@ -55,6 +55,8 @@ def read_through_reader(url: str, folder: Path, until: int) -> float:
 
 
 async def archive_bench(ctx: BenchContext) -> dict[str, float]:
+    from projections.archiver import archive_closed  # DuckDB and Parquet: only when it runs
+
     n = int(os.environ.get("GRACE_BENCH_ARCHIVE_EVENTS", DEFAULT_EVENTS))
     await fill_log(ctx, n)
     folder = ctx.dir / "archive"

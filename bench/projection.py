@@ -19,13 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
-
 from bench import BenchContext, BenchError, Benchmark
 from bench.replay import fill_log
 from grace.config import Archive
 from grace.durations import Duration
-from projections.archiver import archive_closed
 
 DEFAULT_EVENTS = 1_000_000
 TRIVIAL = Path(__file__).with_name("trivial_projection.py")
@@ -48,6 +45,8 @@ def run_projection_replay(url: str, dest: Path, config: Path | None = None) -> f
 
 def _check(dest: Path, n: int) -> None:
     """The figure counts only if every event was applied, once."""
+    import duckdb  # imported here: `grace bench --only X` loads no DuckDB for other figures
+
     con = duckdb.connect(str(dest), read_only=True)
     try:
         got = con.execute("SELECT (SELECT last_seq FROM grace_projection), "
@@ -60,6 +59,8 @@ def _check(dest: Path, n: int) -> None:
 
 
 async def projection_stream(ctx: BenchContext) -> dict[str, float]:
+    from projections.archiver import archive_closed  # DuckDB and Parquet: only when it runs
+
     n = int(os.environ.get("GRACE_BENCH_PROJECTION_EVENTS", DEFAULT_EVENTS))
     await fill_log(ctx, n)
     dest = ctx.dir / "trivial.duckdb"
