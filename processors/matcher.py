@@ -107,8 +107,9 @@ class Matcher(PeopleMixin, VerifyMixin):
         if watchers is not None:  # before matching: a gate judging this event's match knows it
             for g in watchers:
                 g.see(ev)
+        category = data.CATEGORY
         pbs = self.by_type.get(kind)
-        if pbs is not None and not (data.CATEGORY == "decision"
+        if pbs is not None and not (category == "decision"
                                     and getattr(data, "playbook", "") in self.told):
             for p in pbs:
                 if p.pred(ev):
@@ -117,7 +118,6 @@ class Matcher(PeopleMixin, VerifyMixin):
                     st = self.state[p.name].get(p.target(ev))
                     if st is not None and st.since is not None:
                         st.reset_episode()  # the condition stopped holding: `for` starts over
-        category = data.CATEGORY
         if category == "decision":
             self._learn(ev)
         elif category == "operator":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import msgspec
@@ -65,7 +66,7 @@ class Playbook:
     mode: str = "act"  # act | observe | approve
     approve_within_s: float = 900.0
 
-    @property
+    @cached_property  # asked on every match (the no_sink gate); actions never change
     def notifies(self) -> bool:
         """Whether any of its actions is `notify`."""
         return any(a.action == "notify" for a in self.actions)

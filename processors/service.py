@@ -178,8 +178,9 @@ class Processor:
             failed = []
             async with self.lock:
                 m = self.matcher
+                owns = self.partition.owns if self.partition is not None else None
                 for d in items:
-                    if not self.mine(d.item):
+                    if owns is not None and not owns(d.item.host):
                         continue  # another partition's host: acked with the batch, untouched
                     try:
                         m.process(d.item)
