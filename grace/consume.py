@@ -27,7 +27,7 @@ from grace import events
 from grace.bus import Bus
 from grace.errors import BusError, EventError
 from grace.transport import PayloadTooLarge, Raw
-from grace.transport.acks import parse_ack_subject, seq_delivered_consumer, stream_seq
+from grace.transport.acks import parse_ack_subject, seqs_delivered, stream_seq
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,21 @@ AckMode = Literal["all", "each", "none"]
 
 @dataclass(slots=True)
 class Delivery(Generic[T]):
-    """One message from a stream, decoded."""
+    """One message from a stream, decoded (its subject and ack subject when asked for)."""
 
     seq: int  # stream sequence
     delivered: int  # 1 on first delivery
-    subject: str
+    raw_subject: bytes
     item: T
-    reply: str
+    raw_reply: bytes  # the ack subject
+
+    @property
+    def subject(self) -> str:
+        return self.raw_subject.decode()
+
+    @property
+    def reply(self) -> str:
+        return self.raw_reply.decode()
 
 
 class PullConsumer(Generic[T]):
@@ -151,8 +159,8 @@ class PullConsumer(Generic[T]):
         # queue) sees lower sequences on redelivery and must not skip them
         skip_below = self.next_seq if self.ack != "each" else 0
         decoder = self.decoder
-        for subject, reply, data in msgs:
-            seq, delivered, _ = seq_delivered_consumer(reply)
+        for (subject, reply, data), (seq, delivered) in zip(
+                msgs, seqs_delivered([m[1] for m in msgs]), strict=True):
             if seq < skip_below:
                 continue  # sent again by a re-created consumer: already handled
             try:
@@ -163,7 +171,7 @@ class PullConsumer(Generic[T]):
             except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the stage
                 await self._reject(subject.decode(), reply.decode(), data, seq, f"undecodable: {exc!r}")
                 continue
-            good.append(Delivery(seq, delivered, subject.decode(), item, reply.decode()))
+            good.append(Delivery(seq, delivered, subject, item, reply))
         if good:
             await self._deliver(good)
         last_seq, _, self.pending = parse_ack_subject(msgs[-1][1])

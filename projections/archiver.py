@@ -88,7 +88,7 @@ async def archive_closed(bus: Bus, folder: Path, cfg: Archive, now: float | None
                                    "due; the segment is not written. Check the stream with "
                                    "`nats stream info GRACE_EVENTS`")
             expect += 1
-            ts = stream_time_ns(d.reply.encode())
+            ts = stream_time_ns(d.raw_reply)
             period = ts // seg_ns * seg_ns
             if period + seg_ns > cutoff:
                 done = True  # this period is still open: the pass ends here

@@ -7,6 +7,7 @@ forms (with or without domain and account hash).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 
@@ -47,9 +48,10 @@ def stream_time_ns(reply: bytes) -> int:
     return int(t[7] if len(t) == 9 else t[9])
 
 
-def seq_delivered_consumer(reply: bytes) -> tuple[int, int, bytes]:
-    """(stream sequence, delivery count, consumer name): what the consume loop needs per message."""
-    t = reply.split(b".")
-    if len(t) == 9:
-        return int(t[5]), int(t[4]), t[3]
-    return int(t[7]), int(t[6]), t[5]
+def seqs_delivered(replies: Iterable[bytes]) -> list[tuple[int, int]]:
+    """(stream sequence, delivery count) of each ack subject: the consume loop's per-batch call."""
+    out: list[tuple[int, int]] = []
+    for reply in replies:
+        t = reply.split(b".")
+        out.append((int(t[5]), int(t[4])) if len(t) == 9 else (int(t[7]), int(t[6])))
+    return out

@@ -186,12 +186,15 @@ class FastFeed:
         retired = self._retired
         self._heard = time.monotonic()
         got: list[Raw] = []
+        counted = 0  # deliveries of `got` already counted against their pull requests
         for subject, reply, data, headers in msgs:
             if not data and headers and (code := st.status_of(headers)):
                 action = st.classify(code, st.description_of(headers), stage=self.stage,
                                      consumer=f"{self.stream}/{self.name}")
                 if action is st.Action.ALIVE:
                     continue
+                self._spend(len(got) - counted)  # the deliveries before it; then it ends one
+                counted = len(got)
                 if requests:
                     requests.popleft()
                 if action is st.Action.RECREATE:
@@ -200,14 +203,21 @@ class FastFeed:
             if retired and parse_ack(reply).consumer in retired:
                 continue  # a late delivery of a consumer replaced since: the new one sends it
             got.append((subject, reply, data))
-            if requests:
-                req = requests[0]
-                req[1] -= 1
-                if req[1] <= 0:
-                    requests.popleft()
+        self._spend(len(got) - counted)
         if got:
             self.sink(got)
         self.wake()
+
+    def _spend(self, k: int) -> None:
+        """`k` deliveries arrived: they fill the oldest outstanding requests first."""
+        requests = self._requests
+        while k > 0 and requests:
+            req = requests[0]
+            if req[1] > k:
+                req[1] -= k
+                return
+            k -= int(req[1])
+            requests.popleft()
 
     async def _request(self) -> None:
         n = self.batch
