@@ -37,7 +37,7 @@ from grace.transport.base import (
     ensure_retrying,
     idle_heartbeat_for,
 )
-from grace.transport.fastclient import FastClient, header_block
+from grace.transport.fastclient import MSG_ID_HEADER, FastClient
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,15 @@ class FastTransport:
     async def publish_batch(self, items: Sequence[PubItem], *, timeout: float = 30.0,
                             window: int = 2000) -> list[PubAck]:
         """Publish (subject, payload, msg id) triples with broker acks, `window` in flight."""
-        blocks = [header_block({"Nats-Msg-Id": msg_id}) for _, _, msg_id in items]
         if items:  # closed or draining: refused before anything is sent
             check_payload(self.nc, items[0][0], b"", 0)
         limit = self.nc.max_payload
-        for (subject, payload, _), hdr in zip(items, blocks, strict=True):
+        blocks: list[bytes] = []
+        for subject, payload, msg_id in items:  # one pass: the header, then the size
+            hdr = MSG_ID_HEADER % msg_id.encode()
             if len(payload) + len(hdr) > limit:
                 check_payload(self.nc, subject, payload, len(hdr))  # raises, naming it
+            blocks.append(hdr)
         if not self._ack_prefix:
             self._ack_prefix = self.nc.new_inbox()
             await self.nc.subscribe_raw(self._ack_prefix + ".*.*", self._on_ack)

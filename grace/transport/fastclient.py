@@ -119,10 +119,9 @@ def read_in_chunks_of(size: int) -> None:
     client.DEFAULT_BUFFER_SIZE = size
 
 
-def header_block(headers: dict[str, str]) -> bytes:
-    """Encode headers once (values must be single-line ASCII-safe tokens)."""
-    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return f"NATS/1.0\r\n{lines}\r\n".encode()
+# The header block of every event publish: JetStream dedupes by the event's id (an ASCII token).
+# `MSG_ID_HEADER % msg_id.encode()`, written out where it runs per message.
+MSG_ID_HEADER = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n"
 
 
 class FastParser(Parser):
