@@ -71,7 +71,8 @@ async def processor(ctx: BenchContext) -> dict[str, float]:
         for part in stream(b, N):
             await b.publish_many(part)
         playbooks = validate.load_paths([stage.SHIPPED])
-        proc = Processor(b, playbooks, consumer="bench-processor")
+        # settle_heap as the processor stage runs it (its process is the processor's own)
+        proc = Processor(b, playbooks, consumer="bench-processor", settle_heap=True)
         stop = asyncio.Event()
         t0 = time.perf_counter()
         task = asyncio.create_task(proc.run(stop))

@@ -17,7 +17,7 @@ from nats.js.errors import NotFoundError
 from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from grace import events, topology
+from grace import events, heap, topology
 from grace.bus import Bus
 from grace.consume import Delivery, PullConsumer, read_range
 from grace.errors import EventError
@@ -44,8 +44,9 @@ class Processor:
                  tick_s: float = 1.0, partition: Partition | None = None,
                  scheduler: abc.SchedulerBase | None = None,
                  clock: Callable[[], float] | None = None,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, settle_heap: bool = False) -> None:
         self.bus, self.scheduler, self._clock = bus, scheduler, clock
+        self.settle_heap = settle_heap  # the stage's own process: freeze the heap after boot
         self.matcher = Matcher(playbooks, host=bus.host, source=bus.source, settings=settings)
         self.consumer_name, self.host_filter, self.tick_s = consumer, host_filter, tick_s
         self.partition = partition
@@ -234,6 +235,8 @@ class Processor:
         """Rebuild, then consume until `stop` is set."""
         floor, delivered = await self.rebuild()
         await self.catch_up(floor, delivered)
+        if self.settle_heap:
+            heap.settle()
 
         async def ensure(_next_seq: int) -> str:
             name = await topology.ensure_consumer(

@@ -55,7 +55,7 @@ async def run_stage(ctx: Context, stop: asyncio.Event, partition: str | None = N
                                else os.environ.get("GRACE_PARTITION"))
     bus = await ctx.bus("processor")
     try:
-        processor = Processor(bus, playbooks, partition=part, settings=rules)
+        processor = Processor(bus, playbooks, partition=part, settings=rules, settle_heap=True)
         log.info("processor: %d playbooks loaded from %s%s%s", len(playbooks),
                  ", ".join(map(str, playbook_paths(ctx))),
                  f"; partition {part} (durable {part.consumer})" if part else "",
