@@ -76,6 +76,9 @@ def events_publish(type_name: str, data_json: str, host: str | None, event_id: s
 
     Exits 2 when the event is over the NATS server's max_payload; nothing is sent.
     """
+    if event_id is not None and (not event_id or any(ord(c) < 32 or ord(c) == 127 for c in event_id)):
+        fail(f"--id {event_id!r}: an event id must be non-empty and hold no control characters "
+             "(no line breaks or tabs): it is sent as the Nats-Msg-Id header")
     if data_json == "-":
         data_json = sys.stdin.read()
     elif data_json.startswith("@"):

@@ -58,3 +58,12 @@ def test_an_event_over_max_payload_exits_2_naming_type_size_and_limit(
     assert "model_corruption" in res.stderr and "max_payload" in res.stderr
     assert "1048576" in res.stderr  # the server's limit
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("bad_id", ["", "fix\r\nNats-Expected-Stream: X", "a\tb"])
+def test_an_id_with_control_characters_is_refused_before_sending(nats_url: str, bad_id: str) -> None:
+    res = grace_cmd("events", "publish", "model_corruption", "--host", host(), "--nats", nats_url,
+                    "--id", bad_id, "--data", json.dumps(DATA))
+    assert res.returncode == 2, res.stdout
+    assert "--id" in res.stderr and "control characters" in res.stderr
+    assert "published" not in res.stdout
