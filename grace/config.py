@@ -20,7 +20,7 @@ from grace.durations import Duration, fmt, parse_duration
 from grace.errors import ConfigError, ValidationErrors
 from grace.triggers_config import Thresholds
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")  # a host or name that is one NATS subject token
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -275,7 +275,7 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
         line = doc.line_of(tuple(path)) if doc else None
         errors.append(ConfigError(msg, file=file, line=line, path=".".join(map(str, path))))
 
-    if not _TOKEN.match(cfg.host):
+    if not TOKEN.match(cfg.host):
         err(f"host {cfg.host!r} must be letters, digits, '-' or '_' (it is a NATS subject token)", "host")
     if cfg.nats.outbox_max < 1:
         err(f"nats.outbox_max must be at least 1, got {cfg.nats.outbox_max}", "nats", "outbox_max")
@@ -287,7 +287,7 @@ def _check_meaning(cfg: Config, doc: yamlfile.YamlDoc | None) -> list[ConfigErro
         err("monitor.timeout must be more than 0s", "monitor", "timeout")
     seen: set[str] = set()
     for i, k in enumerate(cfg.kernels):
-        if not _TOKEN.match(k.name):
+        if not TOKEN.match(k.name):
             err(f"kernel name {k.name!r} must be letters, digits, '-' or '_'", "kernels", i, "name")
         if k.name in seen:
             err(f"kernel name {k.name!r} is used twice; kernel names must be unique", "kernels", i, "name")
@@ -383,7 +383,7 @@ def _unknown_threshold(doc: yamlfile.YamlDoc, key: str, owners: dict[str, list[s
 def _check_notify(cfg: Config, err: Callable[..., None]) -> None:
     names: set[str] = set()
     for i, s in enumerate(cfg.notify):
-        if not _TOKEN.match(s.name):
+        if not TOKEN.match(s.name):
             err(f"notify sink name {s.name!r} must be letters, digits, '-' or '_'", "notify", i, "name")
         if s.name in names:
             err(f"notify sink name {s.name!r} is used twice; sink names must be unique",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from grace import __version__, events
+from grace import __version__, config, events
 from grace.app.commands import CommandLoadError, GraceGroup, import_part
 from grace.cliutil import fail, guarded, load_context, run, run_until_signal, setup_logging, stage_options
 from grace.errors import EventError
@@ -79,6 +79,9 @@ def events_publish(type_name: str, data_json: str, host: str | None, event_id: s
     if event_id is not None and (not event_id or any(ord(c) < 32 or ord(c) == 127 for c in event_id)):
         fail(f"--id {event_id!r}: an event id must be non-empty and hold no control characters "
              "(no line breaks or tabs): it is sent as the Nats-Msg-Id header")
+    if host is not None and not config.TOKEN.match(host):
+        fail(f"--host {host!r}: a host must be letters, digits, '-' or '_' (it is a NATS subject "
+             "token, as `host` in grace.yaml)")
     if data_json == "-":
         data_json = sys.stdin.read()
     elif data_json.startswith("@"):

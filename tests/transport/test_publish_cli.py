@@ -67,3 +67,11 @@ def test_an_id_with_control_characters_is_refused_before_sending(nats_url: str, 
     assert res.returncode == 2, res.stdout
     assert "--id" in res.stderr and "control characters" in res.stderr
     assert "published" not in res.stdout
+
+
+@pytest.mark.parametrize("bad_host", ["web.1", "a b", "*", ""])
+def test_a_host_that_is_not_one_subject_token_is_refused(nats_url: str, bad_host: str) -> None:
+    res = grace_cmd("events", "publish", "model_corruption", "--host", bad_host, "--nats", nats_url,
+                    "--data", json.dumps(DATA))
+    assert res.returncode == 2, res.stdout
+    assert "--host" in res.stderr and "subject token" in res.stderr
