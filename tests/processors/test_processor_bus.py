@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 
 from grace import events, topology
@@ -137,3 +138,24 @@ async def test_an_event_a_playbook_fails_on_is_rejected_with_the_reason(bus: Bus
     finally:
         stop.set()
         await task
+
+
+async def test_a_settled_heap_is_frozen_after_boot_and_the_processor_still_acts(bus: Bus) -> None:
+    host = unique_host()
+    before = gc.get_freeze_count()
+    proc = Processor(bus, playbooks(RESTART_BUDGET), consumer=f"proc-{host}", host_filter=host,
+                     tick_s=0.05, settle_heap=True)
+    stop = asyncio.Event()
+    task = asyncio.create_task(proc.run(stop))
+    try:
+        await wait_for(lambda: proc.consumer is not None)
+        assert gc.get_freeze_count() > before  # boot's objects left the collector's generations
+        trigger = ev(gap("api"), 0, host=host)
+        await bus.publish(trigger)
+        cmds = await wait_for(lambda: stored(bus, topology.COMMANDS,
+                                             topology.command_subject(host, "restart_kernel")))
+        assert cmds[0].data.cause_ids == [trigger.id]
+    finally:
+        stop.set()
+        await task
+        gc.unfreeze()  # the test process's heap goes back to the collector
