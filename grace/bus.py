@@ -25,7 +25,7 @@ from grace.errors import BusError, ConnectFailed
 from grace.events import Event, Heartbeat
 from grace.events.base import MAX_PAYLOAD, Payload
 from grace.transport import PayloadTooLarge, PubAck, PubItem, RawHandler, Transport
-from grace.transport.base import check_payload
+from grace.transport.base import MSG_ID_HEADER, check_payload
 
 log = logging.getLogger(__name__)
 # a file a stage touches on each heartbeat (set by the watchdog that starts it): the watchdog
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 STAGE_BEAT_ENV = "GRACE_STAGE_BEAT"
 
 _hb_encoder = msgspec.json.Encoder()
-_MSG_ID_HEADER = len(b"NATS/1.0\r\nNats-Msg-Id: \r\n\r\n")
+_MSG_ID_HEADER = len(MSG_ID_HEADER % b"")  # the header block without the id
 
 __all__ = ["Bus", "PayloadTooLarge", "PubAck", "connect", "connect_and_ensure", "resolve_url"]
 

@@ -62,6 +62,11 @@ async def drain_or_close(nc: Client) -> None:
             await nc.close()
 
 
+# The header block of every event publish: JetStream dedupes by the event's id (an ASCII token).
+# `MSG_ID_HEADER % msg_id.encode()`, written out where it runs per message.
+MSG_ID_HEADER = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n"
+
+
 def check_payload(nc: Client, subject: str, payload: bytes, headers: int, what: str = "") -> None:
     """Refuse (before sending) what the server would refuse by dropping the connection."""
     if nc.is_closed:

@@ -25,6 +25,7 @@ from grace.errors import BusError
 from grace.transport import status as st
 from grace.transport.acks import parse_ack
 from grace.transport.base import (
+    MSG_ID_HEADER,
     ApiError,
     Ensure,
     PubAck,
@@ -37,7 +38,7 @@ from grace.transport.base import (
     ensure_retrying,
     idle_heartbeat_for,
 )
-from grace.transport.fastclient import MSG_ID_HEADER, FastClient
+from grace.transport.fastclient import FastClient
 
 log = logging.getLogger(__name__)
 

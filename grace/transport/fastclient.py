@@ -119,11 +119,6 @@ def read_in_chunks_of(size: int) -> None:
     client.DEFAULT_BUFFER_SIZE = size
 
 
-# The header block of every event publish: JetStream dedupes by the event's id (an ASCII token).
-# `MSG_ID_HEADER % msg_id.encode()`, written out where it runs per message.
-MSG_ID_HEADER = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n"
-
-
 class FastParser(Parser):
     """nats-py's protocol parser without its hot-path costs.
 
